@@ -1,0 +1,1 @@
+"""The real-time hub: WebSocket sessions, topics, fan-out and the backplane."""

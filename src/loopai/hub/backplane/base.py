@@ -1,0 +1,120 @@
+"""The backplane contract every implementation (memory, Redis) satisfies.
+
+Guarantees, which `tests/integration/test_backplane_contract.py` checks for each one:
+
+* **Cursors** are assigned by the backplane at publish time, as `<epoch>:<ms>-<seq>`
+  (`loopai.hub.cursor`). Within one topic and one epoch they increase strictly in publish
+  order. A new epoch means the topic's earlier history is gone (for Redis: the stream was
+  lost, say after a restart without persistence).
+* **Publish succeeded** means the event is stored in the topic's history and will be
+  delivered to every instance watching the topic. When that cannot be promised,
+  `publish` raises `BackplaneUnavailable` and nothing is stored: refusal, never loss.
+* **Delivery**: after `watch(topic)` returns, the listener's `deliver` is called for
+  every event of that topic published afterwards, once, in cursor order, on the event
+  loop thread. When the backplane loses events it cannot re-read (history trimmed or
+  lost while this instance was cut off), it calls `gap` instead of skipping silently.
+  After an outage the backplane backfills from history by itself, so the hub never
+  sees a hole.
+* **History** is bounded by count and age; `history()` tells the caller whether the
+  cursor it asked from is still covered (`gap=False`) or not.
+* **Health**: `health()` is cheap and synchronous; readiness probes read it. An instance
+  whose live feed has stopped working (a "deaf" subscription) reports unhealthy.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import Protocol
+
+import msgspec
+
+from loopai.hub.types import Cursor, Topic
+
+
+class Event(msgspec.Struct, frozen=True, gc=False):
+    """One stored event. `data` is raw JSON so it is never decoded on the hub's path."""
+
+    topic: str
+    cursor: str
+    type: str
+    ts: int
+    """Publish time, integer milliseconds since the epoch."""
+    data: msgspec.Raw
+
+
+class HistoryPage(msgspec.Struct, frozen=True):
+    """The answer to `history()`."""
+
+    events: list[Event]
+    """Events after the asked-for cursor (or the oldest kept, when none), in cursor order."""
+    gap: bool
+    """True when events between the asked-for cursor and `events[0]` are no longer kept
+    (trimmed, expired, or from another epoch)."""
+    oldest: Cursor | None
+    """The oldest cursor still kept for the topic, or None when nothing is kept."""
+    latest: Cursor | None
+    """The newest cursor of the topic, or None when nothing is kept."""
+
+
+class BackplaneHealth(msgspec.Struct, frozen=True):
+    ok: bool
+    detail: str = ""
+
+
+class EventListener(Protocol):
+    """What the hub gives a backplane; both methods run on the event loop, must not block."""
+
+    def deliver(self, event: Event) -> None:
+        """Called once per event of a watched topic, in cursor order per topic."""
+
+    def gap(self, topic: Topic, since: Cursor | None, oldest: Cursor | None) -> None:
+        """Events of `topic` after `since` were lost before this instance received them."""
+
+
+class Backplane(ABC):
+    """Stores each topic's history and moves events between instances."""
+
+    name: str = "backplane"
+
+    @abstractmethod
+    async def start(self, listener: EventListener) -> None:
+        """Connect and start delivering to `listener`. May raise BackplaneUnavailable only
+        if the backplane can never work (bad URL); a backplane that is merely down starts
+        unhealthy and keeps trying."""
+
+    @abstractmethod
+    async def close(self) -> None:
+        """Stop delivering and release connections; idempotent."""
+
+    @abstractmethod
+    async def publish(self, topic: Topic, type: str, data: msgspec.Raw, ts: int) -> Event:
+        """Store and fan out one event; returns it with its cursor.
+
+        Raises:
+            BackplaneUnavailable: the event was not stored; the caller should retry.
+        """
+
+    @abstractmethod
+    async def history(self, topic: Topic, after: Cursor | None, limit: int) -> HistoryPage:
+        """Read up to `limit` events after `after` (from the oldest kept when None).
+
+        Raises:
+            BackplaneUnavailable: history cannot be read right now.
+            InvalidCursor: `after` is not a cursor this hub makes.
+        """
+
+    @abstractmethod
+    async def latest(self, topic: Topic) -> Cursor | None:
+        """The newest cursor of `topic`, or None. Raises BackplaneUnavailable."""
+
+    @abstractmethod
+    async def watch(self, topic: Topic) -> None:
+        """Start live delivery of `topic` to the listener; returns once it is in force."""
+
+    @abstractmethod
+    async def unwatch(self, topic: Topic) -> None:
+        """Stop live delivery of `topic`; events may still arrive until it returns."""
+
+    @abstractmethod
+    def health(self) -> BackplaneHealth:
+        """Whether publishes and live delivery work right now."""
