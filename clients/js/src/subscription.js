@@ -1,0 +1,84 @@
+// One caller's interest in some topics: events go to its handler, or queue for `for await`.
+
+/**
+ * Returned by `HubClient.subscribe()`. With a handler, each event and gap is passed to it as it
+ * arrives; without one they queue until read with `for await (const item of subscription)`.
+ * The queue is unbounded: a subscriber that never reads should pass a handler instead.
+ */
+export class Subscription {
+  /**
+   * @param {{_unsubscribe(sub: Subscription): Promise<void>, _reportHandlerError(e: unknown): void}} owner
+   * @param {string[]} topics
+   * @param {((item: object) => void) | undefined} handler
+   */
+  constructor(owner, topics, handler) {
+    this._owner = owner;
+    this.topics = topics;
+    /** Topics the server refused, each with its HubRequestError. */
+    this.refused = [];
+    this._handler = handler;
+    this._queue = [];
+    this._waiters = [];
+    this._ended = false;
+    this._error = null;
+  }
+
+  /** True once unsubscribed or the client closed. */
+  get ended() {
+    return this._ended;
+  }
+
+  /** Stop receiving; sends `unsubscribe` for topics no other subscription holds. */
+  unsubscribe() {
+    return this._owner._unsubscribe(this);
+  }
+
+  /** Deliver one event or gap (called by the client, in order). */
+  _push(item) {
+    if (this._ended) return;
+    if (this._handler) {
+      try {
+        this._handler(item);
+      } catch (err) {
+        this._owner._reportHandlerError(err);
+      }
+      return;
+    }
+    const waiter = this._waiters.shift();
+    if (waiter) waiter.resolve({ value: item, done: false });
+    else this._queue.push(item);
+  }
+
+  /** No more items: iteration ends after the queue drains, throwing `error` if given. */
+  _end(error = null) {
+    if (this._ended) return;
+    this._ended = true;
+    this._error = error;
+    for (const waiter of this._waiters.splice(0)) {
+      if (error) waiter.reject(error);
+      else waiter.resolve({ value: undefined, done: true });
+    }
+  }
+
+  _next() {
+    if (this._queue.length > 0) return Promise.resolve({ value: this._queue.shift(), done: false });
+    if (this._ended) {
+      return this._error ? Promise.reject(this._error) : Promise.resolve({ value: undefined, done: true });
+    }
+    return new Promise((resolve, reject) => this._waiters.push({ resolve, reject }));
+  }
+
+  [Symbol.asyncIterator]() {
+    return {
+      next: () => this._next(),
+      // `break` out of a for-await loop unsubscribes.
+      return: async () => {
+        await this.unsubscribe();
+        return { value: undefined, done: true };
+      },
+      [Symbol.asyncIterator]() {
+        return this;
+      },
+    };
+  }
+}
