@@ -17,9 +17,12 @@ export async function resolveWebSocket(given) {
   }
 }
 
-/** True for the `ws` package's class, which (unlike browsers) can send request headers. */
+/**
+ * True for the `ws` package's class, which (unlike browsers) can send request headers; told
+ * apart by its `terminate()`, which no browser WebSocket has.
+ */
 export function canSendHeaders(WebSocketClass) {
-  return typeof WebSocketClass?.createWebSocketStream === 'function' || typeof WebSocketClass?.WebSocketServer === 'function';
+  return typeof WebSocketClass?.prototype?.terminate === 'function';
 }
 
 /**
