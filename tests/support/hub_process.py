@@ -66,10 +66,11 @@ class HubProcess:
         while time.monotonic() < deadline:
             if self.proc is not None and self.proc.poll() is not None:
                 raise RuntimeError(f"server exited {self.proc.returncode}:\n{self.log()}")
-            with contextlib.suppress(OSError):
-                with urllib.request.urlopen(self.http + path, timeout=1) as resp:
-                    if resp.status == 200:
-                        return
+            with contextlib.suppress(OSError), urllib.request.urlopen(
+                self.http + path, timeout=1
+            ) as resp:
+                if resp.status == 200:
+                    return
             time.sleep(0.05)
         raise TimeoutError(f"server on {self.port} not ready:\n{self.log()}")
 
