@@ -86,7 +86,7 @@ async def run_case(url: str, hub: bool, subscribers: int, rate: int, duration: f
             await asyncio.sleep(delay)
     expected = total * subscribers
     deadline = time.perf_counter() + 30
-    while stats.received < expected and time.perf_counter() < deadline:
+    while stats.received < expected and time.perf_counter() < deadline:  # noqa: ASYNC110
         await asyncio.sleep(0.05)
     elapsed = time.perf_counter() - start
     for task in [*readers, drain]:
