@@ -127,7 +127,12 @@ class HistoryStore:
 
     def _evict_empty(self) -> None:
         now = self._clock_ms()
-        for topic in [t for t, h in self._topics.items() if (h.expire(now), len(h))[1] == 0]:
+        empty = []
+        for topic, history in self._topics.items():
+            history.expire(now)
+            if not history:
+                empty.append(topic)
+        for topic in empty:
             del self._topics[topic]
 
     def read(self, topic: Topic, after: Cursor | None, limit: int) -> HistoryPage:

@@ -1,0 +1,1 @@
+"""HTTP side of the server: thin Litestar routes over the hub and the Loopai domain."""

@@ -1,0 +1,49 @@
+"""HTTP authentication: `Authorization: Bearer <key or token>` → a Principal on the request.
+
+Routes declare what they need with `guards=[requires("read")]`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from litestar.connection import ASGIConnection
+from litestar.handlers.base import BaseRouteHandler
+
+from loopai.api.errors import ApiError
+from loopai.hub.auth import Authenticator, Principal
+
+
+def bearer(connection: ASGIConnection[Any, Any, Any, Any]) -> str | None:
+    header = connection.headers.get("authorization", "")
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() == "bearer" and value.strip():
+        return value.strip()
+    return None
+
+
+def principal_of(connection: ASGIConnection[Any, Any, Any, Any]) -> Principal:
+    """The caller, authenticated once per request and cached on its state."""
+    cached = connection.scope.get("state", {}).get("principal")
+    if isinstance(cached, Principal):
+        return cached
+    authenticator: Authenticator = connection.app.state.authenticator
+    credential = bearer(connection)
+    principal = authenticator.authenticate(credential)
+    if principal is None:
+        message = "missing credentials" if credential is None else "invalid or expired credentials"
+        raise ApiError(401, "unauthorized", message, headers={"WWW-Authenticate": "Bearer"})
+    connection.scope.setdefault("state", {})["principal"] = principal
+    return principal
+
+
+def requires(scope: str) -> Callable[[ASGIConnection[Any, Any, Any, Any], BaseRouteHandler], None]:
+    """A guard: the caller must hold `scope` (admin holds every scope)."""
+
+    def guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+        principal = principal_of(connection)
+        if not principal.has(scope):
+            raise ApiError(403, "forbidden", f"this operation needs the '{scope}' scope")
+
+    return guard

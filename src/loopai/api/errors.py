@@ -1,0 +1,156 @@
+"""One error shape for every HTTP error: `{code, message, details, trace_id, timestamp}`.
+
+Routes raise `ApiError` (or Litestar's HTTP exceptions); the handlers here turn every
+exception into that shape, and a 500 never carries a stack trace.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+import msgspec
+from litestar import Request, Response
+from litestar.enums import ScopeType
+from litestar.exceptions import HTTPException, ValidationException
+from litestar.types import ASGIApp, Message, Receive, Scope, Send
+
+from loopai.errors import BackplaneUnavailable
+
+log = logging.getLogger("loopai.api")
+
+REQUEST_ID_HEADER = "x-request-id"
+
+
+class ErrorBody(msgspec.Struct, omit_defaults=True):
+    code: str
+    message: str
+    trace_id: str
+    timestamp: str
+    details: list[dict[str, Any]] | dict[str, Any] | None = None
+
+
+class ApiError(Exception):
+    """An error a route reports on purpose; `code` is a stable snake_case string."""
+
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        details: list[dict[str, Any]] | dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.details = details
+        self.headers = headers or {}
+
+
+_STATUS_CODES = {
+    400: "validation_error",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    413: "payload_too_large",
+    429: "rate_limited",
+    503: "unavailable",
+}
+
+
+def request_id(request: Request[Any, Any, Any]) -> str:
+    return str(request.scope.get("state", {}).get("request_id", "")) or uuid.uuid4().hex
+
+
+def error_response(
+    request: Request[Any, Any, Any],
+    status: int,
+    code: str,
+    message: str,
+    details: Any = None,
+    headers: dict[str, str] | None = None,
+) -> Response[ErrorBody]:
+    body = ErrorBody(
+        code=code,
+        message=message,
+        details=details,
+        trace_id=request_id(request),
+        timestamp=datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+    )
+    return Response(body, status_code=status, headers=headers)
+
+
+def _handle_api_error(request: Request[Any, Any, Any], exc: ApiError) -> Response[ErrorBody]:
+    return error_response(request, exc.status, exc.code, exc.message, exc.details, exc.headers)
+
+
+def _handle_validation(
+    request: Request[Any, Any, Any], exc: ValidationException
+) -> Response[ErrorBody]:
+    details = exc.extra if isinstance(exc.extra, list | dict) else None
+    return error_response(request, 400, "validation_error", exc.detail, details)
+
+
+def _handle_http(request: Request[Any, Any, Any], exc: HTTPException) -> Response[ErrorBody]:
+    code = _STATUS_CODES.get(exc.status_code, "error")
+    if exc.status_code >= 500:
+        log.error("http %s: %s", exc.status_code, exc.detail,
+                  extra={"trace_id": request_id(request)})
+    return error_response(request, exc.status_code, code, exc.detail, headers=exc.headers)
+
+
+def _handle_unavailable(
+    request: Request[Any, Any, Any], exc: BackplaneUnavailable
+) -> Response[ErrorBody]:
+    return error_response(
+        request, 503, "unavailable", f"backplane unavailable: {exc}", headers={"Retry-After": "1"}
+    )
+
+
+def _handle_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[ErrorBody]:
+    log.exception("unhandled error", extra={"trace_id": request_id(request)})
+    return error_response(request, 500, "internal", "internal server error")
+
+
+EXCEPTION_HANDLERS: dict[type[Exception], Any] = {
+    ApiError: _handle_api_error,
+    ValidationException: _handle_validation,
+    HTTPException: _handle_http,
+    BackplaneUnavailable: _handle_unavailable,
+    Exception: _handle_unexpected,
+}
+
+
+def request_id_middleware(app: ASGIApp) -> ASGIApp:
+    """Takes `X-Request-ID` from the request (or makes one) and returns it on every response."""
+
+    async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != ScopeType.HTTP:
+            await app(scope, receive, send)
+            return
+        rid = ""
+        for name, value in scope["headers"]:
+            if name == b"x-request-id":
+                rid = value.decode("latin-1")[:128]
+                break
+        rid = rid or uuid.uuid4().hex
+        scope.setdefault("state", {})["request_id"] = rid
+        scope["state"]["request_started"] = time.perf_counter()
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                headers.append((b"x-request-id", rid.encode("latin-1")))
+                message["headers"] = headers
+            await send(message)
+
+        await app(scope, receive, send_with_id)
+
+    return middleware

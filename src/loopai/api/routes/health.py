@@ -1,0 +1,80 @@
+"""Liveness, readiness and a summary. Readiness includes every registered check
+(the backplane here; the domain adds the database)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import msgspec
+from litestar import Request, Response, get
+
+from loopai.hub.hub import Hub
+
+ReadyCheck = Callable[[], Awaitable[tuple[str, bool, str]]]
+
+
+class Check(msgspec.Struct):
+    name: str
+    ok: bool
+    detail: str = ""
+
+
+class Health(msgspec.Struct):
+    status: str
+    instance: str
+    version: str
+    uptime_s: float
+    checks: list[Check]
+    connections: int
+    subscriptions: int
+    draining: bool
+
+
+async def _run_checks(request: Request[Any, Any, Any], hub: Hub) -> list[Check]:
+    bp = hub.backplane.health()
+    checks = [Check("backplane", bp.ok, bp.detail)]
+    extra: list[ReadyCheck] = request.app.state.get("ready_checks", [])
+    for check in extra:
+        try:
+            name, ok, detail = await check()
+        except Exception as exc:
+            name, ok, detail = getattr(check, "__name__", "check"), False, type(exc).__name__
+        checks.append(Check(name, ok, detail))
+    if hub.draining:
+        checks.append(Check("draining", False, "instance is shutting down"))
+    return checks
+
+
+@get("/api/v1/health/live", tags=["health"], summary="The process is up")
+async def live() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@get("/api/v1/health/ready", tags=["health"], summary="Ready to take traffic (503 if not)")
+async def ready(request: Request[Any, Any, Any], hub: Hub) -> Response[dict[str, Any]]:
+    checks = await _run_checks(request, hub)
+    ok = all(c.ok for c in checks)
+    body = {"status": "ready" if ok else "not_ready",
+            "checks": [msgspec.to_builtins(c) for c in checks]}
+    return Response(body, status_code=200 if ok else 503)
+
+
+@get("/api/v1/health", tags=["health"], summary="A summary of this instance")
+async def summary(request: Request[Any, Any, Any], hub: Hub) -> Response[Health]:
+    from loopai import __version__
+
+    checks = await _run_checks(request, hub)
+    ok = all(c.ok for c in checks)
+    body = Health(
+        status="ok" if ok else "degraded",
+        instance=request.app.state.settings.instance_id,
+        version=__version__,
+        uptime_s=round(time.monotonic() - request.app.state.started, 3),
+        checks=checks,
+        connections=len(hub.connections),
+        subscriptions=hub.subscription_count(),
+        draining=hub.draining,
+    )
+    return Response(body, status_code=200 if ok else 503)

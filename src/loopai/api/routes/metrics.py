@@ -1,0 +1,14 @@
+"""Prometheus text exposition of the app's registry."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from litestar import Request, Response, get
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+
+@get("/api/v1/metrics", tags=["health"], summary="Prometheus metrics", media_type="text/plain")
+async def metrics(request: Request[Any, Any, Any]) -> Response[bytes]:
+    body = generate_latest(request.app.state.registry)
+    return Response(body, media_type=CONTENT_TYPE_LATEST)

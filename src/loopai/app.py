@@ -1,0 +1,138 @@
+"""The app factory: one Litestar app hosting the hub, its HTTP routes and the API."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+from litestar import Litestar
+from litestar.datastructures import State
+from litestar.di import Provide
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import SwaggerRenderPlugin
+from prometheus_client import CollectorRegistry
+
+from loopai import __version__
+from loopai.api.errors import EXCEPTION_HANDLERS, request_id_middleware
+from loopai.api.routes import auth, health, metrics, topics
+from loopai.config import Settings
+from loopai.errors import BackplaneUnavailable
+from loopai.hub.auth import Authenticator
+from loopai.hub.backplane.base import Backplane
+from loopai.hub.backplane.memory import MemoryBackplane
+from loopai.hub.hub import Hub
+from loopai.hub.metrics import HubMetrics
+from loopai.hub.ws import hub_socket
+
+log = logging.getLogger("loopai")
+
+
+def make_backplane(settings: Settings) -> Backplane:
+    if settings.redis_url:
+        from loopai.hub.backplane.redis import RedisBackplane
+
+        redis_backplane: Backplane = RedisBackplane.from_settings(settings)
+        return redis_backplane
+    return MemoryBackplane(settings.history_max_events, settings.history_max_age_s * 1000)
+
+
+async def _publish_metrics(hub: Hub, settings: Settings) -> None:
+    """`metrics.snapshot` to the `metrics` topic about once per interval."""
+    interval = settings.metrics_interval_ms / 1000
+    while True:
+        await asyncio.sleep(interval)
+        snapshot = {
+            "instance": settings.instance_id,
+            "connections": len(hub.connections),
+            "subscriptions": hub.subscription_count(),
+            "send_queue_depth": hub.queue_depth(),
+            "events_published": int(hub.metrics.events_published._value.get()),
+            "events_delivered": int(hub.metrics.events_delivered._value.get()),
+        }
+        with contextlib.suppress(BackplaneUnavailable):
+            await hub.publish_json("metrics", "metrics.snapshot", snapshot)
+
+
+async def _system_event(hub: Hub, type: str, settings: Settings) -> None:
+    data = {"instance": settings.instance_id, "url": settings.public_url}
+    try:
+        await hub.publish_json("system", type, data)
+    except BackplaneUnavailable:
+        log.warning("could not announce %s: backplane unavailable", type)
+
+
+def create_app(settings: Settings | None = None) -> Litestar:
+    settings = settings or Settings.from_env()
+    registry = CollectorRegistry()
+    hub_metrics = HubMetrics(registry)
+    backplane = make_backplane(settings)
+    hub = Hub(backplane, hub_metrics, replay_limit=max(settings.history_max_events, 100))
+    hub_metrics.bind(lambda: len(hub.connections), hub.subscription_count, hub.queue_depth)
+    authenticator = Authenticator(settings.api_keys, settings.token_secret, settings.token_ttl_s)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        await backplane.start(hub)
+        ticker = None
+        if settings.metrics_interval_ms > 0:
+            ticker = asyncio.create_task(_publish_metrics(hub, settings))
+        await _system_event(hub, "instance.up", settings)
+        try:
+            yield
+        finally:
+            if ticker is not None:
+                ticker.cancel()
+            if not hub.draining:
+                await drain(app)
+            await _system_event(hub, "instance.down", settings)
+            await backplane.close()
+
+    state = State({
+        "settings": settings,
+        "hub": hub,
+        "authenticator": authenticator,
+        "registry": registry,
+        "started": time.monotonic(),
+        "ready_checks": [],
+    })
+    route_handlers: list[Any] = [
+        hub_socket,
+        topics.publish_event,
+        topics.read_events,
+        auth.mint_ws_token,
+        health.live,
+        health.ready,
+        health.summary,
+        metrics.metrics,
+    ]
+    return Litestar(
+        route_handlers=route_handlers,
+        lifespan=[lifespan],
+        state=state,
+        dependencies={"hub": Provide(lambda: hub, sync_to_thread=False)},
+        exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
+        middleware=[request_id_middleware],
+        request_max_body_size=1_048_576,
+        openapi_config=OpenAPIConfig(
+            title="Loopai Hub API",
+            version=__version__,
+            path="/schema",
+            render_plugins=[SwaggerRenderPlugin()],
+        ),
+        debug=False,
+    )
+
+
+async def drain(app: Litestar, reason: str = "server shutting down") -> None:
+    """Graceful shutdown: announce, send `reconnect` + close 1012 to every client."""
+    hub: Hub = app.state.hub
+    settings: Settings = app.state.settings
+    if hub.draining:
+        return
+    hub.draining = True
+    await _system_event(hub, "instance.draining", settings)
+    await hub.drain(reason, retry_ms=500, timeout_s=settings.drain_timeout_s)

@@ -1,0 +1,89 @@
+"""`loopai serve`: run the server with uvicorn, draining clients on SIGTERM/SIGINT."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+from types import FrameType
+from typing import Any
+
+import uvicorn
+
+from loopai.app import create_app, drain
+from loopai.config import Settings
+from loopai.errors import ConfigurationError
+
+log = logging.getLogger("loopai")
+
+
+class _DrainingServer(uvicorn.Server):
+    """Uvicorn closes sockets with 1012 on its own; we first tell clients to reconnect."""
+
+    def __init__(self, config: Any, app: Any) -> None:
+        super().__init__(config)
+        self._app = app
+        self._draining: asyncio.Task[None] | None = None
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        if self._draining is None and sig in (signal.SIGTERM, signal.SIGINT):
+            loop = asyncio.get_event_loop()
+            self._draining = loop.create_task(self._drain_then_exit(sig, frame))
+            return
+        super().handle_exit(sig, frame)
+
+    async def _drain_then_exit(self, sig: int, frame: FrameType | None) -> None:
+        try:
+            await drain(self._app)
+        except Exception:
+            log.exception("drain failed")
+        super().handle_exit(sig, frame)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="loopai", description="Loopai Hub server")
+    sub = parser.add_subparsers(dest="command", required=True)
+    serve = sub.add_parser("serve", help="run the server (settings also from LOOPAI_* env)")
+    serve.add_argument("--host")
+    serve.add_argument("--port", type=int)
+    serve.add_argument("--instance-id")
+    serve.add_argument("--redis-url", help="Redis backplane; absent: in-memory, one instance")
+    serve.add_argument("--database-url", help="sqlite:///path or postgresql://…")
+    serve.add_argument("--log-level")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        settings = Settings.from_env(
+            host=args.host, port=args.port, instance_id=args.instance_id,
+            redis_url=args.redis_url, database_url=args.database_url, log_level=args.log_level)
+    except ConfigurationError as exc:
+        print(f"loopai: configuration error: {exc}", file=sys.stderr)
+        return 2
+    logging.basicConfig(level=settings.log_level.upper(),
+                        format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    app = create_app(settings)
+    heartbeat = settings.heartbeat_ms / 1000
+    config = uvicorn.Config(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level,
+        ws_max_size=settings.max_frame_bytes,
+        ws_ping_interval=heartbeat,
+        ws_ping_timeout=heartbeat,
+        timeout_graceful_shutdown=int(settings.drain_timeout_s) + 1,
+        lifespan="on",
+        access_log=False,
+    )
+    server = _DrainingServer(config, app)
+    server.run()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,159 @@
+"""One settings object with its defaults in view; `Settings.from_env()` reads `LOOPAI_*`.
+
+Every field can be set as `LOOPAI_<FIELD NAME IN CAPITALS>`; the README's configuration
+table lists them and a test keeps it in step with this class.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import secrets
+import socket
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, get_type_hints
+
+import msgspec
+
+from loopai.errors import ConfigurationError
+
+SCOPES = frozenset({"admin", "publish", "subscribe", "read", "write"})
+
+
+class ApiKey(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """A configured API key. An empty `prefixes` means every topic."""
+
+    key: str
+    scopes: list[str]
+    name: str = ""
+    prefixes: list[str] = []
+
+
+def _default_instance_id() -> str:
+    return f"{socket.gethostname()}-{os.getpid()}"
+
+
+@dataclass(kw_only=True)
+class Settings:
+    # --- serving
+    host: str = "127.0.0.1"
+    """Address to bind; use 0.0.0.0 in containers."""
+    port: int = 8000
+    instance_id: str = field(default_factory=_default_instance_id)
+    """Names this instance in `welcome`, metrics and the instance registry."""
+    public_url: str = ""
+    """How other instances and operators reach this one (registry); default http://host:port."""
+    log_level: str = "info"
+
+    # --- backplane and storage
+    redis_url: str = ""
+    """Empty: the in-memory backplane (one instance). Set: Redis, any number of instances."""
+    database_url: str = "sqlite:///loopai.db"
+    """SQLite file (embedded default) or postgresql://… for several instances."""
+    history_max_events: int = 1000
+    """Events kept per topic for resume."""
+    history_max_age_s: int = 3600
+    """Events older than this are dropped from history (resume then gets `gap`)."""
+
+    # --- auth
+    api_keys: list[ApiKey] = field(default_factory=list)
+    """JSON list of {key, scopes, name?, prefixes?}. Empty: auth off (embedded default)."""
+    api_keys_file: str = ""
+    """A JSON file with the same list, read at start-up (keeps keys out of the environment)."""
+    token_secret: str = ""
+    """Signs short-lived connection tokens; set the same value on every instance.
+    Empty: a random secret per process (tokens then only work on the instance that made them)."""
+    token_ttl_s: int = 300
+
+    # --- protocol limits
+    heartbeat_ms: int = 25_000
+    """WebSocket ping interval; a peer silent for two intervals is closed."""
+    max_frame_bytes: int = 65_536
+    """Largest frame a client may send; larger closes with 1009."""
+    max_subscriptions: int = 100
+    """Topics one connection may hold."""
+    send_queue_max: int = 2_000
+    """Messages waiting for one connection before it is closed as a slow consumer (4408)."""
+    max_batch_bytes: int = 262_144
+    """Upper bound of one batched (array) frame sent to a client."""
+    publish_rate: float = 200.0
+    """Publishes per second one connection may sustain (token bucket)."""
+    publish_burst: int = 400
+    """Publishes one connection may make at once before the rate applies; beyond: 4429."""
+    max_protocol_errors: int = 20
+    """Bad messages one connection may send before it is closed with 1008."""
+    drain_timeout_s: float = 10.0
+    """Upper bound on a graceful shutdown."""
+    metrics_interval_ms: int = 1_000
+    """How often `metrics.snapshot` goes to the `metrics` topic; 0 turns it off."""
+
+    def __post_init__(self) -> None:
+        if not (0 < self.port < 65536):
+            raise ConfigurationError(f"port must be 1-65535, got {self.port}")
+        for name in ("heartbeat_ms", "max_frame_bytes", "max_subscriptions", "send_queue_max",
+                     "history_max_events", "history_max_age_s", "token_ttl_s", "publish_burst"):
+            if getattr(self, name) <= 0:
+                raise ConfigurationError(f"{name} must be positive")
+        if self.publish_rate <= 0:
+            raise ConfigurationError("publish_rate must be positive")
+        if self.max_frame_bytes < 1024:
+            raise ConfigurationError("max_frame_bytes must be at least 1024")
+        if self.redis_url and not self.redis_url.startswith(("redis://", "rediss://", "unix://")):
+            raise ConfigurationError("redis_url must start with redis://, rediss:// or unix://")
+        if self.api_keys_file:
+            self.api_keys = [*self.api_keys, *_read_keys_file(self.api_keys_file)]
+        for key in self.api_keys:
+            unknown = set(key.scopes) - SCOPES
+            if unknown:
+                raise ConfigurationError(f"API key {key.name or '?'}: unknown scopes {unknown}")
+            if len(key.key) < 16:
+                raise ConfigurationError(f"API key {key.name or '?'}: keys need 16+ characters")
+        if not self.token_secret:
+            self.token_secret = secrets.token_urlsafe(32)
+        if not self.public_url:
+            self.public_url = f"http://{self.host}:{self.port}"
+
+    @property
+    def auth_enabled(self) -> bool:
+        return bool(self.api_keys)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+        """Settings from `LOOPAI_*` variables; `overrides` (e.g. CLI flags) win."""
+        env = os.environ if environ is None else environ
+        hints = get_type_hints(cls)
+        values: dict[str, Any] = {}
+        for f in dataclasses.fields(cls):
+            raw = env.get(f"LOOPAI_{f.name.upper()}")
+            if raw is not None:
+                values[f.name] = _convert(f.name, raw, hints[f.name])
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values)
+
+    @classmethod
+    def env_names(cls) -> list[str]:
+        return [f"LOOPAI_{f.name.upper()}" for f in dataclasses.fields(cls)]
+
+
+def _convert(name: str, raw: str, hint: Any) -> Any:
+    try:
+        if hint is int:
+            return int(raw)
+        if hint is float:
+            return float(raw)
+        if hint is bool:
+            return raw.strip().lower() in {"1", "true", "yes", "on"}
+        if hint is str:
+            return raw
+        return msgspec.json.decode(raw, type=hint)
+    except (ValueError, msgspec.DecodeError) as exc:
+        raise ConfigurationError(f"LOOPAI_{name.upper()}: {exc}") from exc
+
+
+def _read_keys_file(path: str) -> list[ApiKey]:
+    try:
+        with open(path, "rb") as fh:
+            return msgspec.json.decode(fh.read(), type=list[ApiKey])
+    except (OSError, msgspec.DecodeError) as exc:
+        raise ConfigurationError(f"api_keys_file {path}: {exc}") from exc

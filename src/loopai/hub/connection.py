@@ -1,0 +1,82 @@
+"""One client connection as the hub sees it: a session, a send queue and its writer."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Protocol
+
+from loopai.hub.errors import CloseCode
+from loopai.hub.sendqueue import SendQueue
+from loopai.hub.session import Session
+
+log = logging.getLogger("loopai.hub")
+
+
+class Transport(Protocol):
+    """What the writer needs from a socket; tests use an in-memory one."""
+
+    async def send_text(self, text: str) -> None: ...
+
+    async def close(self, code: int, reason: str) -> None: ...
+
+
+class Connection:
+    """Glue between fan-out (sync pushes) and the socket (one async writer)."""
+
+    __slots__ = ("_closing", "_flush_first", "closed", "queue", "session", "transport")
+
+    def __init__(self, session: Session, transport: Transport, queue: SendQueue) -> None:
+        self.session = session
+        self.transport = transport
+        self.queue = queue
+        self._closing: tuple[int, str] | None = None
+        self._flush_first = True
+        self.closed = asyncio.Event()
+
+    @property
+    def closing(self) -> bool:
+        return self._closing is not None
+
+    def push(self, frame: str) -> bool:
+        """Queue a frame; on overflow the connection is closed as a slow consumer and
+        False is returned so the caller can count it."""
+        if self._closing is not None:
+            return True
+        if self.queue.push(frame):
+            return True
+        self.request_close(CloseCode.SLOW_CONSUMER, "send queue overflow", flush=False)
+        return False
+
+    def request_close(self, code: int, reason: str, *, flush: bool = True) -> None:
+        """Ask the writer to close: after sending what is queued (flush) or at once."""
+        if self._closing is not None:
+            return
+        self._closing = (code, reason)
+        self._flush_first = flush
+        if not flush:
+            self.queue.clear()
+        self.queue.wake()
+
+    async def run_writer(self, close_timeout_s: float = 5.0) -> None:
+        """Send queued frames until asked to close, then close the transport.
+
+        Cancelling this task stops sending without closing (the reader went away)."""
+        queue = self.queue
+        try:
+            while True:
+                await queue.wait()
+                if self._closing is not None and not (self._flush_first and len(queue)):
+                    break
+                frame = queue.take_batch()
+                if frame is not None:
+                    await self.transport.send_text(frame)
+            code, reason = self._closing
+            try:
+                await asyncio.wait_for(self.transport.close(code, reason), close_timeout_s)
+            except (TimeoutError, OSError, RuntimeError) as exc:
+                log.debug("close of %s failed: %r", self.session.id, exc)
+        except (OSError, RuntimeError) as exc:
+            log.debug("writer of %s stopped: %r", self.session.id, exc)
+        finally:
+            self.closed.set()

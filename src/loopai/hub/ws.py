@@ -1,0 +1,132 @@
+"""The WebSocket route: a thin driver that authenticates, builds a session and pumps
+frames between the socket, the session and the hub. Liveness pings are the ASGI
+server's (configured from `heartbeat_ms` by the CLI)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+import time
+from typing import Any
+
+from litestar import WebSocket, websocket
+from litestar.exceptions import WebSocketDisconnect
+from litestar.types import WebSocketSendEvent
+
+from loopai.config import Settings
+from loopai.hub import messages as m
+from loopai.hub.auth import Authenticator
+from loopai.hub.connection import Connection
+from loopai.hub.errors import CloseCode
+from loopai.hub.hub import Hub
+from loopai.hub.sendqueue import SendQueue
+from loopai.hub.session import Session, SessionLimits
+from loopai.hub.types import SessionId
+
+log = logging.getLogger("loopai.hub")
+SUBPROTOCOL = "loopai.v1.json"
+
+
+class SocketTransport:
+    """Adapts a Litestar WebSocket to the writer's Transport."""
+
+    __slots__ = ("_socket",)
+
+    def __init__(self, socket: WebSocket[Any, Any, Any]) -> None:
+        self._socket = socket
+
+    async def send_text(self, text: str) -> None:
+        await self._socket.send(WebSocketSendEvent(type="websocket.send", text=text, bytes=None))
+
+    async def close(self, code: int, reason: str) -> None:
+        await self._socket.close(code, reason)
+
+
+def _credential(socket: WebSocket[Any, Any, Any]) -> str | None:
+    scheme, _, value = socket.headers.get("authorization", "").partition(" ")
+    if scheme.lower() == "bearer" and value.strip():
+        return value.strip()
+    return socket.query_params.get("token") or None
+
+
+def limits_from(settings: Settings) -> SessionLimits:
+    return SessionLimits(
+        max_frame_bytes=settings.max_frame_bytes,
+        max_subscriptions=settings.max_subscriptions,
+        publish_rate=settings.publish_rate,
+        publish_burst=settings.publish_burst,
+        max_protocol_errors=settings.max_protocol_errors,
+    )
+
+
+@websocket("/ws")
+async def hub_socket(socket: WebSocket[Any, Any, Any]) -> None:
+    state = socket.app.state
+    hub: Hub = state.hub
+    settings: Settings = state.settings
+    authenticator: Authenticator = state.authenticator
+    wanted = socket.scope.get("subprotocols") or []
+    await socket.accept(subprotocols=SUBPROTOCOL if SUBPROTOCOL in wanted else None)
+    principal = authenticator.authenticate(_credential(socket))
+    if principal is None:
+        hub.metrics.closes.labels(str(CloseCode.UNAUTHORIZED.value)).inc()
+        await socket.close(CloseCode.UNAUTHORIZED, "invalid or missing credentials")
+        return
+    if hub.draining:
+        await SocketTransport(socket).send_text(
+            m.encode(m.Reconnect(reason="draining", retry_ms=1000)))
+        await socket.close(CloseCode.SERVICE_RESTART, "draining")
+        return
+    session = Session(
+        SessionId(secrets.token_urlsafe(12)), principal, limits_from(settings),
+        time.monotonic, on_error=lambda code: hub.metrics.protocol_errors.labels(code).inc(),
+    )
+    conn = Connection(session, SocketTransport(socket),
+                      SendQueue(settings.send_queue_max, settings.max_batch_bytes))
+    conn.push(m.encode(m.Welcome(
+        session=session.id, instance=settings.instance_id, protocol=1,
+        heartbeat_ms=settings.heartbeat_ms, max_frame_bytes=settings.max_frame_bytes)))
+    hub.register(conn)
+    await _pump(socket, hub, conn)
+
+
+async def _pump(socket: WebSocket[Any, Any, Any], hub: Hub, conn: Connection) -> None:
+    writer = asyncio.create_task(conn.run_writer())
+    reader = asyncio.create_task(_read(socket, hub, conn))
+    try:
+        await asyncio.wait({reader, writer}, return_when=asyncio.FIRST_COMPLETED)
+        if conn.closing and not writer.done():
+            await asyncio.wait({writer}, timeout=10)
+    finally:
+        hub.unregister(conn)
+        for task in (reader, writer):
+            task.cancel()
+        await asyncio.gather(reader, writer, return_exceptions=True)
+
+
+async def _read(socket: WebSocket[Any, Any, Any], hub: Hub, conn: Connection) -> None:
+    session = conn.session
+    try:
+        while not conn.closing:
+            message = await socket.receive()
+            if message["type"] == "websocket.disconnect":
+                return
+            data: str | bytes | None = message.get("text")  # type: ignore[assignment]
+            if data is None:
+                data = message.get("bytes") or b""  # type: ignore[assignment]
+            assert data is not None
+            commands = session.receive_frame(data)
+            for frame in session.frames_to_send():
+                conn.push(frame)
+            if commands:
+                await hub.perform(conn, commands)
+            close = session.close_expected()
+            if close is not None:
+                hub.metrics.closes.labels(str(close[0].value)).inc()
+                conn.request_close(close[0], close[1])
+    except WebSocketDisconnect:
+        return
+    except Exception:
+        log.exception("session %s failed", session.id)
+        conn.request_close(CloseCode.INTERNAL_ERROR, "internal error", flush=False)

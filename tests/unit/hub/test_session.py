@@ -1,0 +1,160 @@
+"""The sans-I/O session: frames in, replies and commands out."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from loopai.hub.auth import ANONYMOUS, Principal
+from loopai.hub.errors import CloseCode
+from loopai.hub.session import (
+    PublishCommand,
+    Session,
+    SessionLimits,
+    SubscribeCommand,
+    UnsubscribeCommand,
+)
+from loopai.hub.types import SessionId
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def make(principal: Principal = ANONYMOUS, **limits: object) -> tuple[Session, Clock]:
+    clock = Clock()
+    session = Session(SessionId("s"), principal, SessionLimits(**limits), clock)  # type: ignore[arg-type]
+    return session, clock
+
+
+def replies(session: Session) -> list[dict[str, object]]:
+    return [json.loads(f) for f in session.frames_to_send()]
+
+
+def test_ping_gets_pong_with_ref() -> None:
+    s, _ = make()
+    assert s.receive_frame('{"op":"ping","ref":"r1"}') == []
+    assert replies(s) == [{"op": "pong", "ref": "r1"}]
+
+
+@pytest.mark.parametrize(
+    ("frame", "code"),
+    [
+        ("not json", "bad_request"),
+        ("[1,2]", "bad_request"),
+        ('{"topics":["a"]}', "bad_request"),
+        ('{"op":"explode"}', "unknown_op"),
+        ('{"op":"subscribe","topics":"a"}', "bad_request"),
+        ('{"op":"publish","topic":"a"}', "bad_request"),
+        ('{"op":"subscribe","topics":["a"],"extra":1}', "bad_request"),
+        ('{"op":"subscribe","topics":["bad topic"]}', "invalid_topic"),
+        ('{"op":"publish","topic":"tasks.1.executions","type":"x"}', "forbidden"),
+    ],
+)
+def test_bad_messages_get_the_protocol_error(frame: str, code: str) -> None:
+    s, _ = make()
+    assert s.receive_frame(frame) == []
+    (reply,) = replies(s)
+    assert reply["op"] == "error"
+    assert reply["code"] == code
+    assert s.close_expected() is None
+
+
+def test_ref_is_echoed_on_errors() -> None:
+    s, _ = make()
+    s.receive_frame('{"op":"nope","ref":"abc"}')
+    assert replies(s)[0]["ref"] == "abc"
+
+
+def test_subscribe_returns_command_and_counts_limit() -> None:
+    s, _ = make(max_subscriptions=2)
+    (cmd,) = s.receive_frame('{"op":"subscribe","topics":["a","b","c"],"ref":"x"}')
+    assert isinstance(cmd, SubscribeCommand)
+    assert cmd.topics == ["a", "b"]
+    (err,) = replies(s)
+    assert err["code"] == "too_many_subscriptions"
+    assert err["topic"] == "c"
+
+
+def test_resume_cursor_is_validated() -> None:
+    s, _ = make()
+    (cmd,) = s.receive_frame(
+        '{"op":"subscribe","topics":["a","b"],"resume":{"a":"e1:3-0","b":"junk"}}'
+    )
+    assert isinstance(cmd, SubscribeCommand)
+    assert cmd.resume == {"a": "e1:3-0"}
+    assert cmd.topics == ["a"]
+    assert replies(s)[0]["topic"] == "b"
+
+
+def test_prefixes_limit_topics() -> None:
+    p = Principal("k", frozenset({"subscribe", "publish"}), ("demo.",))
+    s, _ = make(p)
+    (cmd,) = s.receive_frame('{"op":"subscribe","topics":["demo.a","other"]}')
+    assert isinstance(cmd, SubscribeCommand) and cmd.topics == ["demo.a"]
+    assert replies(s)[0]["code"] == "forbidden"
+    assert s.receive_frame('{"op":"publish","topic":"other","type":"t"}') == []
+    assert replies(s)[0]["code"] == "forbidden"
+
+
+def test_subscribe_scope_required() -> None:
+    s, _ = make(Principal("k", frozenset({"publish"})))
+    assert s.receive_frame('{"op":"subscribe","topics":["a"]}') == []
+    assert replies(s)[0]["code"] == "forbidden"
+
+
+def test_unsubscribe_only_held_topics() -> None:
+    s, _ = make()
+    s.receive_frame('{"op":"subscribe","topics":["a"]}')
+    (cmd,) = s.receive_frame('{"op":"unsubscribe","topics":["a","zz"]}')
+    assert isinstance(cmd, UnsubscribeCommand) and cmd.topics == ["a"]
+    assert s.topics == set()
+
+
+def test_publish_flood_refused_then_closed() -> None:
+    s, _ = make(publish_rate=10.0, publish_burst=5)
+    frame = '{"op":"publish","topic":"a","type":"t","data":1}'
+    results = [s.receive_frame(frame) for _ in range(5)]
+    assert all(isinstance(r[0], PublishCommand) for r in results)
+    assert s.receive_frame(frame) == []
+    assert replies(s)[0]["code"] == "rate_limited"
+    for _ in range(10):
+        s.receive_frame(frame)
+    assert s.close_expected() == (CloseCode.RATE_LIMITED, "publish rate limit exceeded")
+
+
+def test_publish_rate_recovers_with_time() -> None:
+    s, clock = make(publish_rate=10.0, publish_burst=2)
+    frame = '{"op":"publish","topic":"a","type":"t"}'
+    s.receive_frame(frame)
+    s.receive_frame(frame)
+    assert s.receive_frame(frame) == []
+    clock.now += 1.0
+    assert isinstance(s.receive_frame(frame)[0], PublishCommand)
+
+
+def test_too_many_protocol_errors_close_1008() -> None:
+    s, _ = make(max_protocol_errors=3)
+    for _ in range(4):
+        s.receive_frame("{")
+    assert s.close_expected() is not None
+    assert s.close_expected()[0] == CloseCode.POLICY_VIOLATION  # type: ignore[index]
+
+
+def test_oversized_frame_closes_1009() -> None:
+    s, _ = make(max_frame_bytes=1024)
+    s.receive_frame('{"op":"ping","ref":"' + "x" * 2000 + '"}')
+    assert s.close_expected() is not None
+    assert s.close_expected()[0] == CloseCode.MESSAGE_TOO_BIG  # type: ignore[index]
+
+
+def test_publish_data_passes_through_raw() -> None:
+    s, _ = make()
+    (cmd,) = s.receive_frame('{"op":"publish","topic":"a","type":"t","data":{"k":[1,2]}}')
+    assert isinstance(cmd, PublishCommand)
+    assert json.loads(bytes(cmd.data)) == {"k": [1, 2]}
