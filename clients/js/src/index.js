@@ -6,4 +6,4 @@ export { backoff, backoffDelay, DEFAULT_BACKOFF } from './backoff.js';
 export { HubClosedError, HubError, HubProtocolError, HubRequestError, LoopaiError } from './errors.js';
 export { HubClient } from './hub.js';
 export { CloseCode, closeAction, Session } from './session.js';
-export { Subscription } from './subscription.js';
+export { isEvent, Subscription } from './subscription.js';

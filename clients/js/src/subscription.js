@@ -1,5 +1,10 @@
 // One caller's interest in some topics: events go to its handler, or queue for `for await`.
 
+/** True when `item` is an event (of `type`, if given); in TypeScript it narrows `data`. */
+export function isEvent(item, type) {
+  return item?.kind === 'event' && (type === undefined || item.type === type);
+}
+
 /**
  * Returned by `HubClient.subscribe()`. With a handler, each event and gap is passed to it as it
  * arrives; without one they queue until read with `for await (const item of subscription)`.
