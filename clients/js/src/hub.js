@@ -2,10 +2,12 @@
 // heartbeat, reconnect) and the promises; every protocol decision is the Session's.
 
 import { backoffDelay, backoffOptions } from './backoff.js';
+import { Emitter } from './emitter.js';
 import { HubClosedError, HubError, HubProtocolError, HubRequestError } from './errors.js';
 import { CloseCode, closeAction, Session } from './session.js';
-import { Subscription } from './subscription.js';
+import { Routes, Subscription } from './subscription.js';
 import { closeSocket, dropSocket, openSocket, resolveToken, resolveWebSocket } from './transport.js';
+import { Waiters } from './waiters.js';
 
 const DEFAULT_OPTIONS = Object.freeze({
   token: null,
@@ -35,21 +37,21 @@ function topicList(topics) {
  * resubscribes every topic with `resume` from its last cursor, and hands each event to the
  * caller once, in order. States: idle → connecting → open ⇄ reconnecting → closed.
  */
-export class HubClient {
+export class HubClient extends Emitter {
   /**
    * @param {string} url `ws(s)://host/ws`, or the hub's http(s) origin (then `/ws` is used)
    * @param {object} [options] see types/index.d.ts `HubClientOptions`
    */
   constructor(url, options = {}) {
+    super();
     this.url = url;
     this.options = { ...DEFAULT_OPTIONS, ...options };
     this._backoff = backoffOptions(this.options.backoff);
     this._session = new Session();
-    this._listeners = new Map();
-    this._routes = new Map(); // topic → Set<Subscription>
-    this._topicWaiters = new Map(); // topic → [{resolve, reject}]
-    this._requests = new Map(); // ref → {resolve, reject, timer}
-    this._openWaiters = [];
+    this._routes = new Routes();
+    this._topicWaiters = new Waiters(); // topic → subscribe() calls waiting for `subscribed`
+    this._replies = new Waiters(); // ref → a publish or unsubscribe waiting for its reply
+    this._opened = new Waiters(); // 'open' → calls waiting for a connection
     this._state = 'idle';
     this._conn = null;
     this._attempt = 0;
@@ -85,16 +87,8 @@ export class HubClient {
     return this._session.cursor(topic);
   }
 
-  /** Listen to 'state' ({state, previous, …}) or 'error' (an Error); returns an unsubscriber. */
-  on(name, listener) {
-    if (!this._listeners.has(name)) this._listeners.set(name, new Set());
-    this._listeners.get(name).add(listener);
-    return () => this.off(name, listener);
-  }
-
-  off(name, listener) {
-    this._listeners.get(name)?.delete(listener);
-  }
+  // on(name, listener) / off(name, listener) come from Emitter: 'state' gets {state, previous,
+  // …}, 'error' gets an Error (protocol errors, server errors tied to no request, handler bugs).
 
   /** Connect (if not yet) and resolve once a connection is open; rejects when the client stops. */
   async connect() {
@@ -114,10 +108,7 @@ export class HubClient {
     const list = topicList(topics);
     this._throwIfClosed();
     const sub = new Subscription(this, list, handler ?? options.handler);
-    for (const topic of list) {
-      if (!this._routes.has(topic)) this._routes.set(topic, new Set());
-      this._routes.get(topic).add(sub);
-    }
+    this._routes.add(sub);
     const { ref, frame } = this._session.subscribe(list, options.since ?? {});
     const waits = list.map((t) => (this._session.isActive(t) ? null : this._waitForTopic(t)));
     if (frame && !this._sendNow(frame)) this._session.cancel(ref); // the next welcome asks
@@ -134,7 +125,7 @@ export class HubClient {
     if (target instanceof Subscription) return this._unsubscribe(target);
     const list = topicList(target);
     for (const topic of list) {
-      for (const sub of this._routes.get(topic) ?? []) this._removeTopic(sub, topic, null);
+      for (const sub of this._routes.holders(topic)) this._routes.removeTopic(sub, topic, null);
     }
     return this._sendUnsubscribe(list);
   }
@@ -168,7 +159,7 @@ export class HubClient {
     const conn = this._conn;
     if (conn) {
       this._release(conn);
-      this._failRequests(new HubClosedError('client closed', { closeCode: code, reason }));
+      this._replies.failAll(new HubClosedError('client closed', { closeCode: code, reason }));
       await closeSocket(conn.socket, code, reason);
     }
     this._stop(null, new HubClosedError('client closed', { closeCode: code, reason }));
@@ -226,7 +217,7 @@ export class HubClient {
       case 'event':
       case 'gap': {
         const item = record.event ?? record.gap;
-        for (const sub of this._routes.get(item.topic) ?? []) sub._push(item);
+        for (const sub of this._routes.holders(item.topic)) sub._push(item);
         return undefined;
       }
       case 'active':
@@ -269,7 +260,7 @@ export class HubClient {
       this._send(conn, frame);
     }
     this._setState('open', { session: welcome.session, instance: welcome.instance ?? null });
-    for (const waiter of this._openWaiters.splice(0)) waiter.resolve();
+    this._opened.settle('open');
   }
 
   // Browsers never see WebSocket pings, so liveness is judged on frames: a `ping` goes out every
@@ -344,13 +335,10 @@ export class HubClient {
     if (this._conn) this._release(this._conn);
     this._closedError = closedError;
     const byOwner = this._closing;
-    for (const waiter of this._openWaiters.splice(0)) waiter.reject(closedError);
-    for (const waiters of this._topicWaiters.values()) for (const w of waiters) w.reject(closedError);
-    this._topicWaiters.clear();
-    this._failRequests(closedError);
-    const subs = new Set([...this._routes.values()].flatMap((set) => [...set]));
-    for (const sub of subs) sub._end(byOwner ? null : closedError);
-    this._routes.clear();
+    this._opened.failAll(closedError);
+    this._topicWaiters.failAll(closedError);
+    this._replies.failAll(closedError);
+    for (const sub of this._routes.clear()) sub._end(byOwner ? null : closedError);
     this._setState('closed', { code: closedError.closeCode, reason: closedError.reason, error: byOwner ? null : closedError, cause });
   }
 
@@ -359,93 +347,49 @@ export class HubClient {
   _whenOpen(timeoutMs) {
     if (this._state === 'open') return Promise.resolve();
     if (this._state === 'closed') return Promise.reject(this._closedError);
-    const opened = new Promise((resolve, reject) => {
-      const waiter = { resolve, reject };
-      this._openWaiters.push(waiter);
-      if (Number.isFinite(timeoutMs)) {
-        const timer = setTimeout(() => {
-          this._openWaiters = this._openWaiters.filter((w) => w !== waiter);
-          reject(new HubError(`hub not reachable within ${timeoutMs} ms`, { code: 'timeout' }));
-        }, timeoutMs);
-        waiter.resolve = () => { clearTimeout(timer); resolve(); };
-        waiter.reject = (err) => { clearTimeout(timer); reject(err); };
-      }
+    const opened = this._opened.wait('open', {
+      timeoutMs,
+      onTimeout: () => new HubError(`hub not reachable within ${timeoutMs} ms`, { code: 'timeout' }),
     });
     if (this._state === 'idle') this._attemptConnection();
     return opened;
   }
 
   _expectReply(ref) {
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => {
+    const timeoutMs = this.options.requestTimeoutMs;
+    return this._replies.wait(ref, {
+      timeoutMs,
+      onTimeout: () => {
         this._session.cancel(ref);
-        this._settle(ref, null, new HubError(`no reply within ${this.options.requestTimeoutMs} ms`, { code: 'timeout' }));
-      }, this.options.requestTimeoutMs);
-      this._requests.set(ref, { resolve, reject, timer });
+        return new HubError(`no reply within ${timeoutMs} ms`, { code: 'timeout' });
+      },
     });
   }
 
   _settle(ref, value, error) {
-    const request = this._requests.get(ref);
-    if (!request) return;
-    this._requests.delete(ref);
-    clearTimeout(request.timer);
-    if (error) request.reject(error);
-    else request.resolve(value);
-  }
-
-  _failRequests(error) {
-    for (const ref of [...this._requests.keys()]) this._settle(ref, null, error);
+    this._replies.settle(ref, value, error);
   }
 
   _waitForTopic(topic) {
-    return new Promise((resolve, reject) => {
-      if (!this._topicWaiters.has(topic)) this._topicWaiters.set(topic, []);
-      this._topicWaiters.get(topic).push({ resolve, reject });
-    });
+    return this._topicWaiters.wait(topic);
   }
 
   _settleTopic(topic, error) {
-    const waiters = this._topicWaiters.get(topic) ?? [];
-    this._topicWaiters.delete(topic);
-    for (const waiter of waiters) {
-      if (error) waiter.reject(error);
-      else waiter.resolve();
-    }
+    this._topicWaiters.settle(topic, undefined, error);
   }
 
   _onRefused(topic, error) {
-    for (const sub of [...(this._routes.get(topic) ?? [])]) {
+    for (const sub of this._routes.holders(topic)) {
       sub.refused.push({ topic, error });
-      this._removeTopic(sub, topic, error);
+      this._routes.removeTopic(sub, topic, error);
     }
     this._settleTopic(topic, error);
     this._emit('error', error);
   }
 
-  /** Take `topic` away from `sub`; a subscription left with no topic ends. */
-  _removeTopic(sub, topic, error) {
-    sub.topics = sub.topics.filter((t) => t !== topic);
-    const holders = this._routes.get(topic);
-    holders?.delete(sub);
-    if (holders?.size === 0) this._routes.delete(topic);
-    if (sub.topics.length === 0) sub._end(error);
-  }
-
   async _unsubscribe(sub) {
     if (sub.ended) return;
-    const topics = [...sub.topics];
-    sub._end(null);
-    const orphaned = [];
-    for (const topic of topics) {
-      const holders = this._routes.get(topic);
-      holders?.delete(sub);
-      if (holders?.size === 0) {
-        this._routes.delete(topic);
-        orphaned.push(topic);
-      }
-    }
-    await this._sendUnsubscribe(orphaned);
+    await this._sendUnsubscribe(this._routes.remove(sub));
   }
 
   async _sendUnsubscribe(topics) {
@@ -484,16 +428,6 @@ export class HubClient {
     this._state = state;
     this._log(state === 'closed' && info.error ? 'warn' : 'info', `hub ${previous} → ${state}`, info);
     this._emit('state', { state, previous, ...info });
-  }
-
-  _emit(name, payload) {
-    for (const listener of [...(this._listeners.get(name) ?? [])]) {
-      try {
-        listener(payload);
-      } catch (err) {
-        if (name !== 'error') this._emit('error', err);
-      }
-    }
   }
 
   _log(level, message, fields) {

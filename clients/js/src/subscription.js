@@ -87,3 +87,53 @@ export class Subscription {
     };
   }
 }
+
+/** Which subscriptions hold each topic; a subscription left with no topic ends. */
+export class Routes {
+  constructor() {
+    /** @type {Map<string, Set<Subscription>>} */
+    this._byTopic = new Map();
+  }
+
+  add(sub) {
+    for (const topic of sub.topics) {
+      if (!this._byTopic.has(topic)) this._byTopic.set(topic, new Set());
+      this._byTopic.get(topic).add(sub);
+    }
+  }
+
+  /** The subscriptions holding `topic` (a copy: safe to change routes while iterating). */
+  holders(topic) {
+    return [...(this._byTopic.get(topic) ?? [])];
+  }
+
+  /** Take `topic` away from `sub`; ends `sub` (with `error`) if it has no topic left. */
+  removeTopic(sub, topic, error) {
+    sub.topics = sub.topics.filter((t) => t !== topic);
+    this._drop(sub, topic);
+    if (sub.topics.length === 0) sub._end(error);
+  }
+
+  /** End `sub`; returns the topics no other subscription holds (to unsubscribe from). */
+  remove(sub) {
+    sub._end(null);
+    return sub.topics.filter((topic) => this._drop(sub, topic));
+  }
+
+  /** Forget everything; returns every subscription there was. */
+  clear() {
+    const all = new Set([...this._byTopic.values()].flatMap((set) => [...set]));
+    this._byTopic.clear();
+    return [...all];
+  }
+
+  // Returns true when `topic` has no holder left.
+  _drop(sub, topic) {
+    const holders = this._byTopic.get(topic);
+    if (!holders) return false;
+    holders.delete(sub);
+    if (holders.size > 0) return false;
+    this._byTopic.delete(topic);
+    return true;
+  }
+}
