@@ -1,10 +1,10 @@
 // Real `loopai serve` processes for the end-to-end tests, on free ports, with their logs kept.
 
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, openSync, closeSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const REPO = resolve(fileURLToPath(new URL('.', import.meta.url)), '../../../..');
@@ -17,6 +17,16 @@ export function e2eSkipReason() {
   return existsSync(LOOPAI_BIN)
     ? null
     : `no loopai executable at ${LOOPAI_BIN} (run \`make venv\` at the repo root, or set LOOPAI_BIN)`;
+}
+
+/** Whether this `loopai` has the Redis backplane (it landed after the hub core). */
+export function hasRedisBackplane() {
+  try {
+    execFileSync(join(dirname(LOOPAI_BIN), 'python'), ['-c', 'import loopai.hub.backplane.redis'], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 export function freePort() {

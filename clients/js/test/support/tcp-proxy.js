@@ -41,6 +41,11 @@ export class TcpProxy {
     }
   }
 
+  /** Send new links to another port (a load balancer moving clients to another instance). */
+  retarget(port) {
+    this.targetPort = port;
+  }
+
   /** Destroy every open link at once (both sides see a reset, no close frame). */
   cut() {
     const n = this.pairs.size;
