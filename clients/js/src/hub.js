@@ -397,7 +397,11 @@ export class HubClient extends Emitter {
     const { ref, frame } = this._session.unsubscribe(topics);
     if (!frame) return;
     const reply = this._expectReply(ref);
-    if (!this._sendNow(frame)) this._settle(ref, {}, null); // no connection: nothing to undo
+    if (!this._sendNow(frame)) {
+      // No connection: the next one will simply not ask for these topics.
+      this._session.cancel(ref);
+      this._settle(ref, {}, null);
+    }
     // Whatever the server says, the topics are gone on this side and their late events dropped.
     await reply.catch(() => {});
   }

@@ -38,7 +38,10 @@ export function closeAction(code) {
   return FATAL_CLOSE_CODES.has(code) ? 'stop' : 'reconnect';
 }
 
-const RECENT_CURSORS = 4096; // per topic; a replay never overlaps more than the last few events
+// Cursors remembered per topic to drop replayed duplicates. A correct server replays strictly
+// after the resume cursor, so overlaps are rare and short; 512 bounds memory (~40 KB a topic)
+// while covering any plausible sloppy replay.
+const RECENT_CURSORS = 512;
 
 /** A bounded set of the newest cursors seen on one topic, to drop replayed duplicates. */
 class RecentCursors {

@@ -82,6 +82,72 @@ describe('happy path', () => {
   });
 });
 
+describe('subscriptions', () => {
+  test('two subscriptions share a topic; the server hears unsubscribe only when both are gone', async () => {
+    const errors = await setup();
+    const one = [];
+    const two = [];
+    const first = await client.subscribe('a', (item) => one.push(item.data));
+    const second = await client.subscribe('a', (item) => two.push(item.data));
+    assert.equal(hub.received.filter((m) => m.op === 'subscribe').length, 1);
+    hub.append('a', 't', 1);
+    await until(() => one.length === 1 && two.length === 1, 'both deliveries');
+    await first.unsubscribe();
+    assert.equal(hub.received.filter((m) => m.op === 'unsubscribe').length, 0);
+    hub.append('a', 't', 2);
+    await until(() => two.length === 2, 'the second delivery');
+    assert.deepEqual(one, [1]);
+    await second.unsubscribe();
+    assert.deepEqual(hub.received.filter((m) => m.op === 'unsubscribe').map((m) => m.topics), [['a']]);
+    assert.deepEqual(errors, []);
+  });
+
+  test('events in flight after unsubscribe are dropped quietly', async () => {
+    const errors = await setup({ onMessage: (socket, msg) => {
+      if (msg.op !== 'unsubscribe') return false;
+      // The server still had an event queued for the topic when the request arrived.
+      socket.send(JSON.stringify({ op: 'event', topic: 'a', cursor: 'e:99-0', type: 't', data: 'late' }));
+      socket.send(JSON.stringify({ op: 'unsubscribed', ref: msg.ref, topics: msg.topics }));
+      return true;
+    } });
+    const seen = [];
+    const sub = await client.subscribe('a', (item) => seen.push(item.data));
+    await sub.unsubscribe();
+    assert.deepEqual(seen, []);
+    assert.deepEqual(errors, []);
+  });
+
+  test('since: the first subscribe resumes from a saved cursor', async () => {
+    await setup();
+    for (let i = 0; i < 4; i++) hub.append('a', 't', i);
+    const seen = [];
+    await client.subscribe('a', (item) => seen.push(item.data), { since: { a: 'e:2-0' } });
+    await until(() => seen.length === 2, 'the replay');
+    assert.deepEqual(seen, [2, 3]);
+    assert.deepEqual(hub.received.find((m) => m.op === 'subscribe').resume, { a: 'e:2-0' });
+  });
+
+  test('a publish whose connection drops before the reply fails with connection_lost', async () => {
+    await setup({ onMessage: (socket, msg) => {
+      if (msg.op !== 'publish') return false;
+      socket.terminate();
+      return true;
+    } });
+    await client.connect();
+    await assert.rejects(client.publish('a', 't', 1), (err) => err.code === 'connection_lost');
+  });
+
+  test('close() ends iterators normally and rejects later calls', async () => {
+    await setup();
+    const sub = await client.subscribe('a');
+    const next = sub[Symbol.asyncIterator]().next();
+    await client.close();
+    assert.deepEqual(await next, { value: undefined, done: true });
+    assert.equal(client.state, 'closed');
+    await assert.rejects(client.subscribe('b'), HubClosedError);
+  });
+});
+
 describe('reconnect and resume', () => {
   test('a cut connection resumes from the last cursor, every event once, in order', async () => {
     await setup({ replayInclusive: true }); // also checks duplicates are dropped
