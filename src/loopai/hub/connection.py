@@ -68,7 +68,8 @@ class Connection:
         queue = self.queue
         try:
             while True:
-                await queue.wait()
+                if self._closing is None:
+                    await queue.wait()
                 if self._closing is not None and not (self._flush_first and len(queue)):
                     break
                 frame = queue.take_batch()
