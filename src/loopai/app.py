@@ -21,6 +21,7 @@ from loopai.api.errors import EXCEPTION_HANDLERS, request_id_middleware
 from loopai.api.routes import auth, health, metrics, topics
 from loopai.config import Settings
 from loopai.errors import BackplaneUnavailable
+from loopai.hub.asgi_transport import transport_middleware
 from loopai.hub.auth import Authenticator
 from loopai.hub.backplane.base import Backplane
 from loopai.hub.backplane.memory import MemoryBackplane
@@ -115,7 +116,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         state=state,
         dependencies={"hub": Provide(lambda: hub, sync_to_thread=False)},
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
-        middleware=[request_id_middleware],
+        middleware=[request_id_middleware, transport_middleware],
         request_max_body_size=1_048_576,
         openapi_config=OpenAPIConfig(
             title="Loopai Hub API",

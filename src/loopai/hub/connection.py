@@ -24,7 +24,8 @@ class Transport(Protocol):
 class Connection:
     """Glue between fan-out (sync pushes) and the socket (one async writer)."""
 
-    __slots__ = ("_closing", "_flush_first", "closed", "queue", "session", "transport")
+    __slots__ = ("_closing", "_flush_first", "close_requested", "closed", "queue", "session",
+                 "transport")
 
     def __init__(self, session: Session, transport: Transport, queue: SendQueue) -> None:
         self.session = session
@@ -33,6 +34,7 @@ class Connection:
         self._closing: tuple[int, str] | None = None
         self._flush_first = True
         self.closed = asyncio.Event()
+        self.close_requested = asyncio.Event()
 
     @property
     def closing(self) -> bool:
@@ -54,6 +56,7 @@ class Connection:
             return
         self._closing = (code, reason)
         self._flush_first = flush
+        self.close_requested.set()
         if not flush:
             self.queue.clear()
         self.queue.wake()
@@ -65,18 +68,19 @@ class Connection:
         queue = self.queue
         try:
             while True:
-                await queue.wait()
+                if self._closing is None:
+                    await queue.wait()
                 if self._closing is not None and not (self._flush_first and len(queue)):
                     break
                 frame = queue.take_batch()
                 if frame is not None:
                     await self.transport.send_text(frame)
-            code, reason = self._closing
+            code, reason = self._closing or (CloseCode.NORMAL, "")
             try:
                 await asyncio.wait_for(self.transport.close(code, reason), close_timeout_s)
             except (TimeoutError, OSError, RuntimeError) as exc:
                 log.debug("close of %s failed: %r", self.session.id, exc)
-        except (OSError, RuntimeError) as exc:
+        except Exception as exc:  # the socket's errors vary by server; all end the writer
             log.debug("writer of %s stopped: %r", self.session.id, exc)
         finally:
             self.closed.set()

@@ -16,6 +16,7 @@ from litestar.types import WebSocketSendEvent
 
 from loopai.config import Settings
 from loopai.hub import messages as m
+from loopai.hub.asgi_transport import STATE_KEY
 from loopai.hub.auth import Authenticator
 from loopai.hub.connection import Connection
 from loopai.hub.errors import CloseCode
@@ -31,10 +32,21 @@ SUBPROTOCOL = "loopai.v1.json"
 class SocketTransport:
     """Adapts a Litestar WebSocket to the writer's Transport."""
 
-    __slots__ = ("_socket",)
+    __slots__ = ("_raw", "_socket")
 
     def __init__(self, socket: WebSocket[Any, Any, Any]) -> None:
         self._socket = socket
+        self._raw: asyncio.Transport | None = socket.scope.get("state", {}).get(STATE_KEY)
+
+    def abort(self) -> None:
+        """Drop the connection now, unsent data and all (the peer stopped reading)."""
+        if self._raw is not None:
+            self._raw.abort()
+
+    def peer_gone(self) -> bool:
+        """The server already gave up on the connection (keep-alive timeout) but the
+        transport lingers because its buffer cannot drain."""
+        return self._raw is not None and self._raw.is_closing()
 
     async def send_text(self, text: str) -> None:
         await self._socket.send(WebSocketSendEvent(type="websocket.send", text=text, bytes=None))
@@ -82,23 +94,39 @@ async def hub_socket(socket: WebSocket[Any, Any, Any]) -> None:
         SessionId(secrets.token_urlsafe(12)), principal, limits_from(settings),
         time.monotonic, on_error=lambda code: hub.metrics.protocol_errors.labels(code).inc(),
     )
-    conn = Connection(session, SocketTransport(socket),
+    transport = SocketTransport(socket)
+    conn = Connection(session, transport,
                       SendQueue(settings.send_queue_max, settings.max_batch_bytes))
     conn.push(m.encode(m.Welcome(
         session=session.id, instance=settings.instance_id, protocol=1,
         heartbeat_ms=settings.heartbeat_ms, max_frame_bytes=settings.max_frame_bytes)))
     hub.register(conn)
-    await _pump(socket, hub, conn)
+    await _pump(socket, hub, conn, transport, settings.heartbeat_ms / 1000)
 
 
-async def _pump(socket: WebSocket[Any, Any, Any], hub: Hub, conn: Connection) -> None:
+async def _pump(socket: WebSocket[Any, Any, Any], hub: Hub, conn: Connection,
+                transport: SocketTransport, heartbeat_s: float) -> None:
+    """Run reader and writer until either ends. A close that cannot complete within a
+    heartbeat (the peer stopped reading) and a connection uvicorn gave up on (keep-alive
+    timeout) are aborted, so a dead peer's resources are freed within about two intervals."""
     writer = asyncio.create_task(conn.run_writer())
     reader = asyncio.create_task(_read(socket, hub, conn))
+    closing = asyncio.create_task(conn.close_requested.wait())
+    tasks = {reader, writer, closing}
     try:
-        await asyncio.wait({reader, writer}, return_when=asyncio.FIRST_COMPLETED)
-        if conn.closing and not writer.done():
-            await asyncio.wait({writer}, timeout=10)
+        while not (reader.done() or writer.done()):
+            await asyncio.wait(tasks, timeout=heartbeat_s, return_when=asyncio.FIRST_COMPLETED)
+            if transport.peer_gone():
+                transport.abort()
+                break
+            if closing.done():
+                await asyncio.wait({writer}, timeout=heartbeat_s)
+                if not writer.done():
+                    log.info("aborting %s: close did not complete", conn.session.id)
+                    transport.abort()
+                break
     finally:
+        closing.cancel()
         hub.unregister(conn)
         for task in (reader, writer):
             task.cancel()

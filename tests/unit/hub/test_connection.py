@@ -1,0 +1,84 @@
+"""The per-connection writer against an in-memory transport."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+from loopai.hub.auth import ANONYMOUS
+from loopai.hub.connection import Connection
+from loopai.hub.errors import CloseCode
+from loopai.hub.sendqueue import SendQueue
+from loopai.hub.session import Session, SessionLimits
+from loopai.hub.types import SessionId
+
+
+class MemoryTransport:
+    def __init__(self) -> None:
+        self.sent: list[str] = []
+        self.closed: tuple[int, str] | None = None
+        self.gate = asyncio.Event()
+        self.gate.set()
+
+    async def send_text(self, text: str) -> None:
+        await self.gate.wait()
+        self.sent.append(text)
+
+    async def close(self, code: int, reason: str) -> None:
+        self.closed = (code, reason)
+
+
+def make(max_items: int = 10) -> tuple[Connection, MemoryTransport]:
+    t = MemoryTransport()
+    session = Session(SessionId("s"), ANONYMOUS, SessionLimits(), lambda: 0.0)
+    return Connection(session, t, SendQueue(max_items, 10_000)), t
+
+
+async def test_frames_sent_in_order_and_batched_when_waiting() -> None:
+    conn, t = make()
+    writer = asyncio.create_task(conn.run_writer())
+    t.gate.clear()
+    conn.push('{"i":0}')
+    await asyncio.sleep(0)
+    for i in range(1, 4):
+        conn.push(json.dumps({"i": i}))
+    t.gate.set()
+    await asyncio.sleep(0.01)
+    assert t.sent[0] == '{"i":0}'
+    assert json.loads(t.sent[1]) == [{"i": 1}, {"i": 2}, {"i": 3}]
+    conn.request_close(CloseCode.NORMAL, "bye")
+    await asyncio.wait_for(writer, 1)
+
+
+async def test_close_after_flush_sends_queued_frames_first() -> None:
+    conn, t = make()
+    writer = asyncio.create_task(conn.run_writer())
+    await asyncio.sleep(0)
+    conn.push('{"op":"reconnect"}')
+    conn.request_close(CloseCode.SERVICE_RESTART, "draining")
+    await asyncio.wait_for(writer, 1)
+    assert t.sent == ['{"op":"reconnect"}']
+    assert t.closed == (1012, "draining")
+    assert conn.closed.is_set()
+
+
+async def test_close_when_idle_does_not_hang() -> None:
+    conn, t = make()
+    writer = asyncio.create_task(conn.run_writer())
+    conn.push("1")
+    await asyncio.sleep(0.01)
+    conn.request_close(CloseCode.SERVICE_RESTART, "x")
+    await asyncio.wait_for(writer, 1)
+    assert t.closed == (1012, "x")
+
+
+async def test_overflow_closes_4408_without_flushing() -> None:
+    conn, t = make(max_items=3)
+    t.gate.clear()
+    writer = asyncio.create_task(conn.run_writer())
+    results = [conn.push(str(i)) for i in range(5)]
+    assert results[:3] == [True, True, True] and results[3] is False
+    t.gate.set()
+    await asyncio.wait_for(writer, 1)
+    assert t.closed is not None and t.closed[0] == 4408
+    assert len(t.sent) <= 1
