@@ -151,7 +151,7 @@ export class Session {
     const resume = {};
     for (const topic of fresh) {
       const cursor = isString(since[topic]) ? since[topic] : null;
-      this.topics.set(topic, { cursor, recent: new RecentCursors(), active: false });
+      this.topics.set(topic, { cursor, recent: new RecentCursors(), active: false, held: false });
       this.leaving.delete(topic);
       if (cursor) resume[topic] = cursor;
     }
@@ -303,7 +303,15 @@ export class Session {
       if (!isObject(entry) || !isString(entry.topic)) continue;
       const state = this.topics.get(entry.topic);
       if (!state) continue; // unsubscribed while the request was in flight
+      if (state.held && state.cursor === null) {
+        // Held before, but the topic was empty then and no event came: there was no cursor to
+        // resume from, so whatever was published while disconnected cannot be replayed. Say so
+        // (a gap with `since: null`) rather than leave a silent hole.
+        const gap = { kind: 'gap', topic: entry.topic, since: null, oldest: entry.cursor ?? null };
+        out.push({ kind: 'gap', gap });
+      }
       state.active = true;
+      state.held = true;
       // A fresh subscription starts at the topic's latest cursor, so a reconnect before the
       // first event still resumes from there. A resumed one keeps its own: replay follows.
       if (state.cursor === null && isString(entry.cursor)) state.cursor = entry.cursor;

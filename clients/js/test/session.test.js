@@ -152,6 +152,21 @@ describe('exactly once', () => {
     assert.deepEqual(frames.flatMap(({ frame }) => JSON.parse(frame).topics), topics);
   });
 
+  test('an empty topic held before cannot be resumed: a gap with since null says so', () => {
+    const s = new Session();
+    s.receive(welcome);
+    const first = s.subscribe(['quiet', 'busy']);
+    s.receive(JSON.stringify({ op: 'subscribed', ref: first.ref, topics: [
+      { topic: 'quiet', cursor: null, recovered: false }, { topic: 'busy', cursor: 'e:4-0', recovered: false }] }));
+    s.connectionLost();
+    const again = s.resubscribeFrames()[0];
+    assert.deepEqual(JSON.parse(again.frame).resume, { busy: 'e:4-0' });
+    const out = s.receive(JSON.stringify({ op: 'subscribed', ref: again.ref, topics: [
+      { topic: 'quiet', cursor: 'e:2-0', recovered: false }, { topic: 'busy', cursor: 'e:4-0', recovered: true }] }));
+    assert.deepEqual(kinds(out), ['gap', 'active', 'active', 'reply']);
+    assert.deepEqual(out[0].gap, { kind: 'gap', topic: 'quiet', since: null, oldest: 'e:2-0' });
+  });
+
   test('gap is its own record and keeps the subscription', () => {
     const s = ready();
     const out = s.receive(JSON.stringify({ op: 'gap', topic: 'a', since: 'old:1-0', oldest: 'new:1-0' }));

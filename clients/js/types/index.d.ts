@@ -53,6 +53,7 @@ export type AnyHubEvent = { [T in keyof EventDataMap]: HubEvent<T> }[keyof Event
 export interface GapEvent {
   kind: 'gap';
   topic: string;
+  /** The resume cursor; null when the topic was empty when subscribed (nothing to resume from). */
   since: string | null;
   oldest: string | null;
 }
