@@ -19,10 +19,12 @@ venv install: $(VENV)/.installed
 run: $(VENV)/.installed
 	$(VENV)/bin/loopai serve --port $(PORT)
 
-# Installs system packages the tests need (redis-server) when root, then runs everything.
+# Installs system packages the tests need (redis-server, Node, Chromium) when root, then runs
+# the Python suite and the JavaScript client's suite (which drives real server processes).
 test: $(VENV)/.installed
 	bash scripts/test-deps.sh
 	$(PY) -m pytest $(PYTEST_ARGS)
+	cd clients/js && npm ci --no-audit --no-fund && npm test
 
 test-fast: $(VENV)/.installed
 	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)

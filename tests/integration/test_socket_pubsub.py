@@ -133,3 +133,18 @@ async def test_resume_from_another_epoch_gets_gap() -> None:
         assert event["data"] == "after"
     finally:
         server.stop()
+
+
+async def test_resume_a_topic_that_had_no_events(hub_server: HubProcess) -> None:
+    c = await HubTestClient.open(hub_server.ws)
+    state = await c.subscribe("demo.empty")
+    cursor = state["topics"][0]["cursor"]
+    assert cursor
+    await c.close()
+    pub = await HubTestClient.open(hub_server.ws)
+    await pub.publish("demo.empty", "while away")
+    again = await HubTestClient.open(hub_server.ws)
+    state = await again.subscribe("demo.empty", resume={"demo.empty": cursor})
+    assert state["topics"][0]["recovered"] is True
+    (event,) = await again.events(1)
+    assert event["data"] == "while away"

@@ -54,9 +54,7 @@ class TopicHistory:
     def latest(self) -> Cursor | None:
         return Cursor(self._events[-1][1].cursor) if self._events else self._last_cursor()
 
-    def _last_cursor(self) -> Cursor | None:
-        if self._next == 1:
-            return None
+    def _last_cursor(self) -> Cursor:
         return make_cursor(self.epoch, Position(self._next - 1, 0))
 
     @property
@@ -142,9 +140,13 @@ class HistoryStore:
             return HistoryPage([], gap, None, None)
         return history.read(after, limit)
 
-    def latest(self, topic: Topic) -> Cursor | None:
+    def latest(self, topic: Topic) -> Cursor:
+        """The newest cursor; for a topic with no events yet, `<epoch>:0-0`, which points
+        before its first event, so a client can resume a topic it never saw an event of."""
         history = self.get(topic)
-        return None if history is None else history.latest
+        if history is None:
+            return make_cursor(self.epoch, Position(0, 0))
+        return history.latest or make_cursor(self.epoch, Position(0, 0))
 
     def __len__(self) -> int:
         return len(self._topics)

@@ -87,3 +87,12 @@ def test_live_after_skips_replayed() -> None:
 def test_is_after_other_epoch() -> None:
     assert is_after("new:1-0", "old:9-0")
     assert not is_after("e:1-0", "e:1-0")
+
+
+def test_empty_topic_has_a_resumable_cursor() -> None:
+    store = HistoryStore(Epoch("e"), 10, 1000, lambda: 0)
+    zero = store.latest(Topic("fresh"))
+    assert zero == "e:0-0"
+    store.append(Topic("fresh"), "x", D, ts=0)
+    page = store.read(Topic("fresh"), zero, 10)
+    assert not page.gap and [e.cursor for e in page.events] == ["e:1-0"]

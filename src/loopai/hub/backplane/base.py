@@ -105,7 +105,9 @@ class Backplane(ABC):
 
     @abstractmethod
     async def latest(self, topic: Topic) -> Cursor | None:
-        """The newest cursor of `topic`, or None. Raises BackplaneUnavailable."""
+        """The newest cursor of `topic`. For a topic without events, a cursor that points
+        before its first event (`<epoch>:0-0`) so subscribers can resume it; None only when
+        the backplane cannot name an epoch. Raises BackplaneUnavailable."""
 
     @abstractmethod
     async def watch(self, topic: Topic) -> None:
