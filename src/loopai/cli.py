@@ -61,12 +61,12 @@ def main(argv: list[str] | None = None) -> int:
         settings = Settings.from_env(
             host=args.host, port=args.port, instance_id=args.instance_id,
             redis_url=args.redis_url, database_url=args.database_url, log_level=args.log_level)
+        app = create_app(settings)
     except ConfigurationError as exc:
         print(f"loopai: configuration error: {exc}", file=sys.stderr)
         return 2
     logging.basicConfig(level=settings.log_level.upper(),
                         format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    app = create_app(settings)
     heartbeat = settings.heartbeat_ms / 1000
     config = uvicorn.Config(
         app,
