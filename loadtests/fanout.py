@@ -25,6 +25,13 @@ sys.path.insert(0, str(ROOT))
 from tests.support.hub_process import HubProcess, free_port  # noqa: E402
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process, from /proc."""
+    with open(f"/proc/{pid}/stat") as fh:
+        fields = fh.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def percentile(values: list[float], p: float) -> float:
     if not values:
         return float("nan")
@@ -65,7 +72,7 @@ async def _open(url: str, count: int, subscribe: str | None) -> list[ClientConne
 
 
 async def run_case(url: str, hub: bool, subscribers: int, rate: int, duration: float,
-                   payload: int) -> dict[str, float]:
+                   payload: int, server_pid: int) -> dict[str, float]:
     sub_msg = json.dumps({"op": "subscribe", "topics": ["bench"]}) if hub else None
     subs = await _open(url, subscribers, sub_msg)
     (pub,) = await _open(url, 1, None)
@@ -76,6 +83,7 @@ async def run_case(url: str, hub: bool, subscribers: int, rate: int, duration: f
     drain = asyncio.create_task(_drain(pub))
     pad = "x" * payload
     total = int(rate * duration)
+    cpu_start = cpu_seconds(server_pid)
     start = time.perf_counter()
     for i in range(total):
         body = {"sent": time.time(), "i": i, "pad": pad}
@@ -89,12 +97,15 @@ async def run_case(url: str, hub: bool, subscribers: int, rate: int, duration: f
     while stats.received < expected and time.perf_counter() < deadline:  # noqa: ASYNC110
         await asyncio.sleep(0.05)
     elapsed = time.perf_counter() - start
+    server_cpu = cpu_seconds(server_pid) - cpu_start
     for task in [*readers, drain]:
         task.cancel()
     for ws in [*subs, pub]:
         await ws.close()
     return {
         "deliveries_per_s": stats.received / elapsed,
+        "server_cpu_s": server_cpu,
+        "deliveries_per_server_cpu_s": stats.received / max(server_cpu, 1e-9),
         "lost": expected - stats.received,
         "p50_ms": percentile(stats.latencies, 50) * 1000,
         "p99_ms": percentile(stats.latencies, 99) * 1000,
@@ -112,6 +123,8 @@ def main() -> None:
     parser.add_argument("--rate", type=int, default=200, help="events per second")
     parser.add_argument("--duration", type=float, default=10.0)
     parser.add_argument("--payload", type=int, default=64, help="padding bytes per event")
+    parser.add_argument("--linger-ms", type=float, default=0.0,
+                        help="the hub's LOOPAI_WRITE_LINGER_MS")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     # Closed sockets at the end of a run are expected; asyncio would log each write to one.
@@ -120,22 +133,25 @@ def main() -> None:
     results = {}
     port = free_port()
     base = subprocess.Popen(["taskset", "-c", "0", sys.executable,
-                             str(ROOT / "loadtests" / "baseline_server.py"), str(port)])
+                             str(ROOT / "loadtests" / "baseline_server.py"), str(port)],
+                            stderr=subprocess.DEVNULL)
     try:
         time.sleep(1.0)
         results["baseline"] = asyncio.run(run_case(
             f"ws://127.0.0.1:{port}", False, args.subscribers, args.rate, args.duration,
-            args.payload))
+            args.payload, base.pid))
     finally:
         base.terminate()
         base.wait()
     hub = HubProcess(env={"LOOPAI_PUBLISH_RATE": "100000", "LOOPAI_PUBLISH_BURST": "100000",
                           "LOOPAI_SEND_QUEUE_MAX": "100000",
-                          "LOOPAI_MAX_SUBSCRIPTIONS": "10"}, cpu=0)
+                          "LOOPAI_MAX_SUBSCRIPTIONS": "10",
+                          "LOOPAI_WRITE_LINGER_MS": str(args.linger_ms)}, cpu=0)
     hub.start()
     try:
         results["hub"] = asyncio.run(run_case(
-            hub.ws, True, args.subscribers, args.rate, args.duration, args.payload))
+            hub.ws, True, args.subscribers, args.rate, args.duration, args.payload,
+            hub.proc.pid if hub.proc else 0))
     finally:
         hub.stop()
     ratio = results["hub"]["deliveries_per_s"] / max(1.0, results["baseline"]["deliveries_per_s"])
@@ -146,7 +162,9 @@ def main() -> None:
           f"payload {args.payload} B; server on core 0, clients on core 1")
     for name, r in results.items():
         print(f"{name:9s} {r['deliveries_per_s']:>10.0f} deliveries/s  lost {r['lost']:>7.0f}  "
-              f"p50 {r['p50_ms']:7.1f} ms  p99 {r['p99_ms']:7.1f} ms")
+              f"p50 {r['p50_ms']:7.1f} ms  p99 {r['p99_ms']:7.1f} ms  server CPU "
+              f"{r['server_cpu_s']:5.1f} s = {r['deliveries_per_server_cpu_s']:>9.0f} "
+              "deliveries per server CPU-second")
     print(f"hub / baseline deliveries ratio: {ratio:.2f}")
 
 

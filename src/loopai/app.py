@@ -77,7 +77,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
     registry = CollectorRegistry()
     hub_metrics = HubMetrics(registry)
     backplane = make_backplane(settings)
-    hub = Hub(backplane, hub_metrics, replay_limit=max(settings.history_max_events, 100))
+    hub = Hub(backplane, hub_metrics, replay_limit=max(settings.history_max_events, 100),
+              write_linger_s=settings.write_linger_ms / 1000)
     hub_metrics.bind(lambda: len(hub.connections), hub.subscription_count, hub.queue_depth)
     authenticator = Authenticator(settings.api_keys, settings.token_secret, settings.token_ttl_s)
 

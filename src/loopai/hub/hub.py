@@ -41,8 +41,10 @@ def now_ms() -> int:
 class Hub:
     """All connections of this instance. Implements the backplane's EventListener."""
 
-    def __init__(self, backplane: Backplane, metrics: HubMetrics, *, replay_limit: int) -> None:
+    def __init__(self, backplane: Backplane, metrics: HubMetrics, *, replay_limit: int,
+                 write_linger_s: float = 0.0) -> None:
         self.backplane = backplane
+        self.write_linger_s = write_linger_s
         self.metrics = metrics
         self.replay_limit = replay_limit
         self.connections: set[Connection] = set()

@@ -109,7 +109,7 @@ async def _pump(socket: WebSocket[Any, Any, Any], hub: Hub, conn: Connection,
     """Run reader and writer until either ends. A close that cannot complete within a
     heartbeat (the peer stopped reading) and a connection uvicorn gave up on (keep-alive
     timeout) are aborted, so a dead peer's resources are freed within about two intervals."""
-    writer = asyncio.create_task(conn.run_writer())
+    writer = asyncio.create_task(conn.run_writer(linger_s=hub.write_linger_s))
     reader = asyncio.create_task(_read(socket, hub, conn))
     closing = asyncio.create_task(conn.close_requested.wait())
     tasks = {reader, writer, closing}

@@ -82,3 +82,15 @@ async def test_overflow_closes_4408_without_flushing() -> None:
     await asyncio.wait_for(writer, 1)
     assert t.closed is not None and t.closed[0] == 4408
     assert len(t.sent) <= 1
+
+
+async def test_linger_gathers_events_into_one_frame() -> None:
+    conn, t = make()
+    writer = asyncio.create_task(conn.run_writer(linger_s=0.05))
+    conn.push('{"i":0}')
+    await asyncio.sleep(0.01)
+    conn.push('{"i":1}')
+    await asyncio.sleep(0.1)
+    assert [json.loads(f) for f in t.sent] == [[{"i": 0}, {"i": 1}]]
+    conn.request_close(CloseCode.NORMAL, "bye")
+    await asyncio.wait_for(writer, 1)
