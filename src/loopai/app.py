@@ -20,7 +20,7 @@ from loopai import __version__
 from loopai.api.errors import EXCEPTION_HANDLERS, request_id_middleware
 from loopai.api.routes import auth, health, metrics, topics
 from loopai.config import Settings
-from loopai.errors import BackplaneUnavailable, ConfigurationError
+from loopai.errors import BackplaneUnavailable
 from loopai.hub.asgi_transport import transport_middleware
 from loopai.hub.auth import Authenticator
 from loopai.hub.backplane.base import Backplane
@@ -34,13 +34,7 @@ log = logging.getLogger("loopai")
 
 def make_backplane(settings: Settings) -> Backplane:
     if settings.redis_url:
-        try:
-            from loopai.hub.backplane.redis import RedisBackplane
-        except ImportError as exc:
-            raise ConfigurationError(
-                "redis_url is set but this build has no Redis backplane yet; "
-                "unset LOOPAI_REDIS_URL to run one instance with the in-memory backplane"
-            ) from exc
+        from loopai.hub.backplane.redis import RedisBackplane
 
         redis_backplane: Backplane = RedisBackplane.from_settings(settings)
         return redis_backplane

@@ -1,0 +1,298 @@
+"""The Redis backplane: a stream per topic for history, pub/sub for live delivery.
+
+Publishing is one EVALSHA (`lua/publish.lua`): it stores the event (XADD, trimming, an idle
+expiry) and PUBLISHes it with its cursor, atomically, so every instance watching
+the topic hears of it in stream order. One pub/sub connection per instance carries every
+watched topic; fan-out to local subscribers happens once per instance in the hub.
+
+History is trimmed by the script itself, exactly, remembering the last id it removed, so a
+resume from before it gets `gap` (Redis's own `MAXLEN ~` trimming does not record that).
+
+The epoch lives in one key, created with SET NX semantics by the script. Redis running
+without persistence loses it on restart together with the streams, so cursors from before
+get `gap`. After the pub/sub link breaks, the listener resubscribes and backfills every
+watched topic from the last cursor it delivered (or reports a gap).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+import time
+from importlib.resources import files
+from typing import Any
+
+import msgspec
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
+from loopai.config import Settings
+from loopai.errors import BackplaneUnavailable
+from loopai.hub.backplane.base import (
+    Backplane,
+    BackplaneHealth,
+    Event,
+    EventListener,
+    HistoryPage,
+)
+from loopai.hub.cursor import Position, make_cursor, parse_cursor, parse_position
+from loopai.hub.resume import is_after
+from loopai.hub.types import Cursor, Epoch, Topic
+
+log = logging.getLogger("loopai.backplane.redis")
+_SCRIPT = files("loopai.hub.backplane").joinpath("lua/publish.lua").read_text()
+
+
+def decode_announcement(topic: str, payload: bytes) -> Event:
+    """Parse what the publish script sends on a topic's channel."""
+    cursor, type_, ts, data = payload.split(b"\n", 3)
+    return Event(topic, cursor.decode(), type_.decode(), int(ts), msgspec.Raw(data))
+
+
+class RedisBackplane(Backplane):
+    name = "redis"
+
+    def __init__(self, url: str, *, max_events: int = 1000, max_age_ms: int = 3_600_000,
+                 prefix: str = "loopai:", check_interval_s: float = 1.0) -> None:
+        self._url = url
+        self._max_events = max_events
+        self._max_age_ms = max_age_ms
+        self._prefix = prefix
+        self._check_interval = check_interval_s
+        self._redis: aioredis.Redis = aioredis.Redis.from_url(
+            url, socket_timeout=5, socket_connect_timeout=2, health_check_interval=10)
+        self._script = self._redis.register_script(_SCRIPT)
+        self._listener: EventListener | None = None
+        self._watched: set[Topic] = set()
+        self._last: dict[Topic, Cursor | None] = {}
+        self._pubsub: Any = None
+        self._task: asyncio.Task[None] | None = None
+        self._healthy = False
+        self._detail = "starting"
+        self._probe = f"{prefix}probe:{secrets.token_hex(6)}"
+        self._probe_seen = time.monotonic()
+        self._closed = False
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> RedisBackplane:
+        return cls(settings.redis_url, max_events=settings.history_max_events,
+                   max_age_ms=settings.history_max_age_s * 1000)
+
+    # --- keys
+
+    def _stream(self, topic: str) -> str:
+        return f"{self._prefix}s:{topic}"
+
+    def _trimmed(self, topic: str) -> str:
+        return f"{self._prefix}trimmed:{topic}"
+
+    def _channel(self, topic: str) -> str:
+        return f"{self._prefix}c:{topic}"
+
+    def _topic_of(self, channel: str) -> Topic:
+        return Topic(channel[len(self._prefix) + 2:])
+
+    @property
+    def _epoch_key(self) -> str:
+        return f"{self._prefix}epoch"
+
+    # --- lifecycle
+
+    async def start(self, listener: EventListener) -> None:
+        self._listener = listener
+        self._task = asyncio.create_task(self._run())
+        # Give the first connection a moment, so start-up announcements usually go through;
+        # a Redis that is down leaves the instance up but not ready.
+        for _ in range(40):
+            if self._healthy:
+                break
+            await asyncio.sleep(0.05)
+
+    async def close(self) -> None:
+        self._closed = True
+        if self._task is not None:
+            self._task.cancel()
+            # redis-py can turn a cancellation inside a read into a timeout; the loop also
+            # checks `_closed`, and the wait is bounded either way.
+            with contextlib.suppress(asyncio.CancelledError, RedisError, TimeoutError):
+                await asyncio.wait_for(self._task, 2)
+        self._task = None
+        await self._close_pubsub()
+        with contextlib.suppress(RedisError):
+            await self._redis.aclose()
+
+    async def _close_pubsub(self) -> None:
+        if self._pubsub is not None:
+            with contextlib.suppress(RedisError, OSError):
+                await self._pubsub.aclose()
+            self._pubsub = None
+
+    async def _run(self) -> None:
+        """Keep one pub/sub link up; rebuild and backfill whenever it breaks or goes deaf."""
+        delay = 0.1
+        while not self._closed:
+            try:
+                await self._connect_and_backfill()
+                delay = 0.1
+                await self._listen()
+            except (RedisError, OSError, ConnectionError) as exc:
+                self._set_unhealthy(f"redis: {exc.__class__.__name__}: {exc}")
+            await self._close_pubsub()
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 5.0)
+
+    async def _connect_and_backfill(self) -> None:
+        pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
+        await pubsub.subscribe(self._probe, *(self._channel(t) for t in self._watched))
+        self._pubsub = pubsub
+        for topic in list(self._watched):
+            await self._backfill(topic)
+        self._probe_seen = time.monotonic()
+        self._healthy = True
+        self._detail = "redis ok"
+
+    async def _backfill(self, topic: Topic) -> None:
+        last = self._last.get(topic)
+        if last is None:
+            return
+        page = await self.history(topic, last, self._max_events * 2)
+        if page.gap and self._listener is not None:
+            self._listener.gap(topic, last, page.oldest)
+        for event in page.events:
+            self._deliver(topic, event)
+
+    async def _listen(self) -> None:
+        pubsub = self._pubsub
+        next_probe = time.monotonic()
+        while not self._closed:
+            now = time.monotonic()
+            if now >= next_probe:
+                await self._redis.publish(self._probe, b"1")
+                next_probe = now + self._check_interval
+            if now - self._probe_seen > 3 * self._check_interval + 1:
+                raise ConnectionError("pub/sub link is deaf: probe did not come back")
+            message = await pubsub.get_message(timeout=self._check_interval / 2)
+            if message is None:
+                continue
+            channel = message["channel"].decode()
+            if channel == self._probe:
+                self._probe_seen = time.monotonic()
+                continue
+            topic = self._topic_of(channel)
+            if topic in self._watched:
+                self._deliver(topic, decode_announcement(topic, message["data"]))
+
+    def _deliver(self, topic: Topic, event: Event) -> None:
+        last = self._last.get(topic)
+        if last is not None and not is_after(event.cursor, last):
+            return
+        self._last[topic] = Cursor(event.cursor)
+        if self._listener is not None:
+            self._listener.deliver(event)
+
+    def _set_unhealthy(self, detail: str) -> None:
+        if self._healthy:
+            log.warning("backplane unhealthy: %s", detail)
+        self._healthy = False
+        self._detail = detail
+
+    # --- operations
+
+    async def publish(self, topic: Topic, type: str, data: msgspec.Raw, ts: int) -> Event:
+        if not self._healthy:
+            raise BackplaneUnavailable(self._detail)
+        try:
+            cursor = await self._script(
+                keys=[self._epoch_key, self._stream(topic), self._channel(topic),
+                      self._trimmed(topic)],
+                args=[self._max_events, type, ts, bytes(data), secrets.token_hex(4),
+                      self._max_age_ms],
+            )
+        except (RedisError, OSError) as exc:
+            self._set_unhealthy(f"publish failed: {exc}")
+            raise BackplaneUnavailable(str(exc)) from exc
+        text = cursor.decode() if isinstance(cursor, bytes) else str(cursor)
+        return Event(topic, text, type, ts, data)
+
+    async def _epoch(self) -> Epoch:
+        fresh = secrets.token_hex(4)
+        await self._redis.set(self._epoch_key, fresh, nx=True)
+        value: Any = await self._redis.get(self._epoch_key)
+        return Epoch(value.decode() if isinstance(value, bytes) else fresh)
+
+    async def history(self, topic: Topic, after: Cursor | None, limit: int) -> HistoryPage:
+        try:
+            return await self._history(topic, after, limit)
+        except (RedisError, OSError) as exc:
+            raise BackplaneUnavailable(str(exc)) from exc
+
+    async def _history(self, topic: Topic, after: Cursor | None, limit: int) -> HistoryPage:
+        parsed = parse_cursor(after) if after is not None else None
+        epoch = await self._epoch()
+        key = self._stream(topic)
+        start = "-"
+        gap = False
+        if parsed is not None and parsed.epoch == epoch:
+            start = "(" + parsed.position.stream_id()
+            gap = await self._trimmed_after(topic, parsed.position)
+        elif parsed is not None:
+            gap = True
+        rows: list[Any] = await self._redis.xrange(key, min=start, max="+", count=limit) or []
+        events = [self._row_event(topic, epoch, row) for row in rows]
+        oldest, latest = await self._bounds(key, epoch)
+        return HistoryPage(events, gap, oldest, latest or make_cursor(epoch, Position(0, 0)))
+
+    async def _trimmed_after(self, topic: Topic, position: Position) -> bool:
+        """Whether entries after `position` were trimmed or expired."""
+        if not await self._redis.exists(self._stream(topic)):
+            return position > Position(0, 0)  # the stream expired (idle) or never existed
+        trimmed: Any = await self._redis.get(self._trimmed(topic))
+        if not isinstance(trimmed, bytes):
+            return False
+        return position < parse_position(trimmed.decode())
+
+    async def _bounds(self, key: str, epoch: Epoch) -> tuple[Cursor | None, Cursor | None]:
+        first: list[Any] = await self._redis.xrange(key, count=1) or []
+        last: list[Any] = await self._redis.xrevrange(key, count=1) or []
+
+        def cursor(rows: list[Any]) -> Cursor | None:
+            return Cursor(f"{epoch}:{rows[0][0].decode()}") if rows else None
+        return cursor(first), cursor(last)
+
+    @staticmethod
+    def _row_event(topic: Topic, epoch: Epoch, row: Any) -> Event:
+        entry_id, fields = row
+        return Event(topic, f"{epoch}:{entry_id.decode()}", fields[b"t"].decode(),
+                     int(fields[b"ts"]), msgspec.Raw(fields[b"d"]))
+
+    async def latest(self, topic: Topic) -> Cursor | None:
+        try:
+            epoch = await self._epoch()
+            _, last = await self._bounds(self._stream(topic), epoch)
+        except (RedisError, OSError) as exc:
+            raise BackplaneUnavailable(str(exc)) from exc
+        return last or make_cursor(epoch, Position(0, 0))
+
+    async def watch(self, topic: Topic) -> None:
+        if topic in self._watched:
+            return
+        if self._pubsub is None or not self._healthy:
+            raise BackplaneUnavailable(self._detail)
+        try:
+            await self._pubsub.subscribe(self._channel(topic))
+        except (RedisError, OSError) as exc:
+            raise BackplaneUnavailable(str(exc)) from exc
+        self._watched.add(topic)
+        self._last.setdefault(topic, await self.latest(topic))
+
+    async def unwatch(self, topic: Topic) -> None:
+        self._watched.discard(topic)
+        self._last.pop(topic, None)
+        if self._pubsub is not None:
+            with contextlib.suppress(RedisError, OSError):
+                await self._pubsub.unsubscribe(self._channel(topic))
+
+    def health(self) -> BackplaneHealth:
+        return BackplaneHealth(ok=self._healthy, detail=self._detail)

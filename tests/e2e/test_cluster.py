@@ -1,0 +1,73 @@
+"""Several hub processes behind one real redis-server act as one hub."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+
+import pytest
+
+from tests.support.hub_process import HubProcess
+from tests.support.redis_server import RedisServer
+from tests.support.ws_client import HubTestClient
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[list[HubProcess]]:
+    redis = RedisServer().start()
+    hubs = [HubProcess(env={"LOOPAI_REDIS_URL": redis.url}, instance_id=f"hub-{i}")
+            for i in range(3)]
+    for hub in hubs:
+        hub.start()
+    yield hubs
+    for hub in hubs:
+        hub.stop()
+    redis.stop()
+
+
+@pytest.mark.slow
+async def test_every_subscriber_gets_every_event_once_in_order(cluster: list[HubProcess]) -> None:
+    subs = [await HubTestClient.open(cluster[i % 3].ws) for i in range(6)]
+    for s in subs:
+        await s.subscribe("demo.cluster")
+    pubs = [await HubTestClient.open(hub.ws) for hub in cluster]
+    per = 30
+
+    async def run(p: HubTestClient, idx: int) -> None:
+        for i in range(per):
+            await p.send(op="publish", topic="demo.cluster", type="t", data={"p": idx, "i": i})
+        for _ in range(per):
+            await p.next_op("published")
+
+    await asyncio.gather(*(run(p, i) for i, p in enumerate(pubs)))
+    seen = [await s.events(3 * per, timeout=10) for s in subs]
+    cursors = [e["cursor"] for e in seen[0]]
+    assert len(set(cursors)) == 3 * per
+    for events in seen:
+        assert [e["cursor"] for e in events] == cursors
+        for idx in range(3):
+            assert [e["data"]["i"] for e in events if e["data"]["p"] == idx] == list(range(per))
+    for c in [*subs, *pubs]:
+        await c.close()
+
+
+@pytest.mark.slow
+async def test_resume_on_another_instance_gets_exactly_what_was_missed(
+    cluster: list[HubProcess],
+) -> None:
+    a = await HubTestClient.open(cluster[0].ws)
+    state = await a.subscribe("demo.move")
+    cursor = state["topics"][0]["cursor"]
+    pub = await HubTestClient.open(cluster[2].ws)
+    for i in range(3):
+        await pub.publish("demo.move", i)
+    cursor = (await a.events(3))[-1]["cursor"]
+    await a.close()
+    for i in range(3, 10):
+        await pub.publish("demo.move", i)
+    b = await HubTestClient.open(cluster[1].ws)
+    state = await b.subscribe("demo.move", resume={"demo.move": cursor})
+    assert state["topics"][0]["recovered"] is True
+    assert [e["data"] for e in await b.events(7)] == list(range(3, 10))
+    await pub.publish("demo.move", 10)
+    assert [e["data"] for e in await b.events(1)] == [10]

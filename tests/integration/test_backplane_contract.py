@@ -1,0 +1,182 @@
+"""One contract suite for every backplane: memory and Redis pass the same tests."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Iterator
+
+import msgspec
+import pytest
+
+from loopai.errors import BackplaneUnavailable
+from loopai.hub.backplane.base import Backplane, Event
+from loopai.hub.backplane.memory import MemoryBackplane
+from loopai.hub.backplane.redis import RedisBackplane
+from loopai.hub.types import Cursor, Topic
+from tests.support.redis_server import RedisServer
+
+T = Topic("demo.contract")
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.events: list[Event] = []
+        self.gaps: list[tuple[str, str | None]] = []
+
+    def deliver(self, event: Event) -> None:
+        self.events.append(event)
+
+    def gap(self, topic: Topic, since: Cursor | None, oldest: Cursor | None) -> None:
+        self.gaps.append((topic, since))
+
+
+@pytest.fixture(scope="module")
+def redis_server() -> Iterator[RedisServer]:
+    server = RedisServer().start()
+    yield server
+    server.stop()
+
+
+async def _ready(bp: Backplane) -> None:
+    for _ in range(100):
+        if bp.health().ok:
+            return
+        await asyncio.sleep(0.05)
+    raise TimeoutError(bp.health().detail)
+
+
+@pytest.fixture(params=["memory", "redis"])
+async def make(request: pytest.FixtureRequest) -> AsyncIterator[object]:
+    made: list[Backplane] = []
+
+    async def factory(max_events: int = 100) -> tuple[Backplane, Recorder]:
+        if request.param == "memory":
+            bp: Backplane = MemoryBackplane(max_events=max_events)
+        else:
+            server: RedisServer = request.getfixturevalue("redis_server")
+            bp = RedisBackplane(server.url, max_events=max_events,
+                                prefix=f"t{len(made)}{id(request)}:", check_interval_s=0.2)
+        rec = Recorder()
+        await bp.start(rec)
+        await _ready(bp)
+        made.append(bp)
+        return bp, rec
+
+    yield factory
+    for bp in made:
+        await bp.close()
+
+
+def now() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def raw(value: object) -> msgspec.Raw:
+    return msgspec.Raw(msgspec.json.encode(value))
+
+
+async def settle(rec: Recorder, count: int) -> None:
+    for _ in range(100):
+        if len(rec.events) >= count:
+            return
+        await asyncio.sleep(0.02)
+
+
+async def test_publish_delivers_in_order(make) -> None:  # type: ignore[no-untyped-def]
+    bp, rec = await make()
+    await bp.watch(T)
+    published = [await bp.publish(T, "t", raw(i), now()) for i in range(20)]
+    await settle(rec, 20)
+    assert [e.cursor for e in rec.events] == [e.cursor for e in published]
+    assert [msgspec.json.decode(e.data) for e in rec.events] == list(range(20))
+
+
+async def test_history_after_cursor_and_latest(make) -> None:  # type: ignore[no-untyped-def]
+    bp, _ = await make()
+    zero = await bp.latest(T)
+    assert zero is not None
+    events = [await bp.publish(T, "t", raw(i), now()) for i in range(5)]
+    page = await bp.history(T, Cursor(events[1].cursor), 10)
+    assert [e.cursor for e in page.events] == [e.cursor for e in events[2:]]
+    assert not page.gap and page.latest == events[-1].cursor
+    assert await bp.latest(T) == events[-1].cursor
+    from_zero = await bp.history(T, zero, 10)
+    assert not from_zero.gap and len(from_zero.events) == 5
+
+
+async def test_trimmed_cursor_is_a_gap(make) -> None:  # type: ignore[no-untyped-def]
+    bp, _ = await make(max_events=10)
+    first = await bp.publish(T, "t", raw(0), now())
+    for i in range(1, 300):
+        await bp.publish(T, "t", raw(i), now())
+    page = await bp.history(T, Cursor(first.cursor), 1000)
+    assert page.gap
+    assert msgspec.json.decode(page.events[-1].data) == 299
+
+
+async def test_other_epoch_is_a_gap(make) -> None:  # type: ignore[no-untyped-def]
+    bp, _ = await make()
+    await bp.publish(T, "t", raw(1), now())
+    page = await bp.history(T, Cursor("zzzz:5-0"), 10)
+    assert page.gap and len(page.events) == 1
+
+
+async def test_unwatch_stops_delivery(make) -> None:  # type: ignore[no-untyped-def]
+    bp, rec = await make()
+    await bp.watch(T)
+    await bp.unwatch(T)
+    await bp.publish(T, "t", raw(1), now())
+    await asyncio.sleep(0.2)
+    assert rec.events == []
+
+
+async def test_two_redis_instances_each_get_every_event(redis_server: RedisServer) -> None:
+    instances = [RedisBackplane(redis_server.url, prefix="shared:", check_interval_s=0.2)
+                 for _ in range(3)]
+    recs = [Recorder() for _ in instances]
+    for bp, rec in zip(instances, recs, strict=True):
+        await bp.start(rec)
+        await _ready(bp)
+        await bp.watch(T)
+    try:
+        for i in range(30):
+            await instances[i % 3].publish(T, "t", raw(i), now())
+        for rec in recs:
+            await settle(rec, 30)
+        cursors = [e.cursor for e in recs[0].events]
+        assert len(cursors) == 30 and len(set(cursors)) == 30
+        for rec in recs:
+            assert [e.cursor for e in rec.events] == cursors
+    finally:
+        for bp in instances:
+            await bp.close()
+
+
+@pytest.mark.slow
+async def test_redis_outage_refuses_then_backfills() -> None:
+    server = RedisServer().start()
+    bp = RedisBackplane(server.url, check_interval_s=0.2)
+    rec = Recorder()
+    await bp.start(rec)
+    await _ready(bp)
+    try:
+        await bp.watch(T)
+        before = await bp.publish(T, "t", raw("before"), now())
+        server.stop()
+        with pytest.raises(BackplaneUnavailable):
+            for _ in range(50):
+                await bp.publish(T, "t", raw("during"), now())
+                await asyncio.sleep(0.05)
+        assert not bp.health().ok
+        RedisServer(port=server.port).start()
+        await _ready(bp)
+        after = await bp.publish(T, "t", raw("after"), now())
+        await settle(rec, 2)
+        assert [e.cursor for e in rec.events] == [before.cursor, after.cursor]
+        # Redis came back empty: a cursor from before is from another epoch.
+        assert (await bp.history(T, Cursor(before.cursor), 10)).gap
+    finally:
+        await bp.close()
+        server.stop()
+        RedisServer(port=server.port).stop()
