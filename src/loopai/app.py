@@ -26,6 +26,7 @@ from loopai.hub.auth import Authenticator
 from loopai.hub.backplane.base import Backplane
 from loopai.hub.backplane.memory import MemoryBackplane
 from loopai.hub.hub import Hub
+from loopai.hub.instances import InstanceRegistry, RedisInstanceRegistry
 from loopai.hub.metrics import HubMetrics
 from loopai.hub.ws import hub_socket
 
@@ -41,13 +42,29 @@ def make_backplane(settings: Settings) -> Backplane:
     return MemoryBackplane(settings.history_max_events, settings.history_max_age_s * 1000)
 
 
-async def _publish_metrics(hub: Hub, settings: Settings) -> None:
+def make_registry(settings: Settings, hub: Hub) -> InstanceRegistry:
+    def snapshot() -> tuple[int, int]:
+        return len(hub.connections), hub.subscription_count()
+
+    if settings.redis_url:
+        return RedisInstanceRegistry(settings.redis_url, settings.instance_id,
+                                     settings.public_url, snapshot)
+    return InstanceRegistry(settings.instance_id, settings.public_url, snapshot)
+
+
+async def _publish_metrics(hub: Hub, settings: Settings, registry: InstanceRegistry) -> None:
     """`metrics.snapshot` to the `metrics` topic about once per interval."""
     interval = settings.metrics_interval_ms / 1000
     while True:
         await asyncio.sleep(interval)
+        instances = await registry.list()
         snapshot = {
             "instance": settings.instance_id,
+            "cluster": {
+                "instances": len(instances),
+                "connections": sum(i.connections for i in instances),
+                "subscriptions": sum(i.subscriptions for i in instances),
+            },
             "connections": len(hub.connections),
             "subscriptions": hub.subscription_count(),
             "send_queue_depth": hub.queue_depth(),
@@ -75,13 +92,15 @@ def create_app(settings: Settings | None = None) -> Litestar:
               write_linger_s=settings.write_linger_ms / 1000)
     hub_metrics.bind(lambda: len(hub.connections), hub.subscription_count, hub.queue_depth)
     authenticator = Authenticator(settings.api_keys, settings.token_secret, settings.token_ttl_s)
+    instances = make_registry(settings, hub)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         await backplane.start(hub)
+        await instances.start()
         ticker = None
         if settings.metrics_interval_ms > 0:
-            ticker = asyncio.create_task(_publish_metrics(hub, settings))
+            ticker = asyncio.create_task(_publish_metrics(hub, settings, instances))
         await _system_event(hub, "instance.up", settings)
         try:
             yield
@@ -91,6 +110,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             if not hub.draining:
                 await drain(app)
             await _system_event(hub, "instance.down", settings)
+            await instances.close()
             await backplane.close()
 
     state = State({
@@ -100,6 +120,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         "registry": registry,
         "started": time.monotonic(),
         "ready_checks": [],
+        "instances": instances,
     })
     route_handlers: list[Any] = [
         hub_socket,
@@ -109,6 +130,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         health.live,
         health.ready,
         health.summary,
+        health.instances,
         metrics.metrics,
     ]
     return Litestar(

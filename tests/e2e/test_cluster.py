@@ -71,3 +71,17 @@ async def test_resume_on_another_instance_gets_exactly_what_was_missed(
     assert [e["data"] for e in await b.events(7)] == list(range(3, 10))
     await pub.publish("demo.move", 10)
     assert [e["data"] for e in await b.events(1)] == [10]
+
+
+@pytest.mark.slow
+async def test_instances_lists_every_live_instance(cluster: list[HubProcess]) -> None:
+    import httpx
+
+    async with httpx.AsyncClient(base_url=cluster[1].http) as http:
+        for _ in range(50):
+            listed = (await http.get("/api/v1/instances")).json()
+            if len(listed) == 3:
+                break
+            await asyncio.sleep(0.1)
+    assert sorted(i["id"] for i in listed) == ["hub-0", "hub-1", "hub-2"]
+    assert all(i["started_at"] > 0 and i["url"].startswith("http") for i in listed)

@@ -145,3 +145,9 @@ async def test_health_endpoints(server: HubProcess) -> None:
         assert ready.status_code == 200 and ready.json()["status"] == "ready"
         summary = (await http.get("/api/v1/health")).json()
         assert summary["status"] == "ok" and summary["checks"][0]["name"] == "backplane"
+
+
+async def test_instances_lists_this_one(server: HubProcess) -> None:
+    async with httpx.AsyncClient(base_url=server.http) as http:
+        listed = (await http.get("/api/v1/instances")).json()
+    assert len(listed) == 1 and listed[0]["connections"] >= 0

@@ -11,6 +11,7 @@ import msgspec
 from litestar import Request, Response, get
 
 from loopai.hub.hub import Hub
+from loopai.hub.instances import InstanceInfo, InstanceRegistry
 
 ReadyCheck = Callable[[], Awaitable[tuple[str, bool, str]]]
 
@@ -78,3 +79,9 @@ async def summary(request: Request[Any, Any, Any], hub: Hub) -> Response[Health]
         draining=hub.draining,
     )
     return Response(body, status_code=200 if ok else 503)
+
+
+@get("/api/v1/instances", tags=["health"], summary="The live hub instances of this cluster")
+async def instances(request: Request[Any, Any, Any]) -> list[InstanceInfo]:
+    registry: InstanceRegistry = request.app.state.instances
+    return await registry.list()
