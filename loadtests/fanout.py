@@ -23,6 +23,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from tests.support.hub_process import HubProcess, free_port  # noqa: E402
+from tests.support.redis_server import RedisServer  # noqa: E402
 
 
 def cpu_seconds(pid: int) -> float:
@@ -125,6 +126,8 @@ def main() -> None:
     parser.add_argument("--payload", type=int, default=64, help="padding bytes per event")
     parser.add_argument("--linger-ms", type=float, default=0.0,
                         help="the hub's LOOPAI_WRITE_LINGER_MS")
+    parser.add_argument("--redis", action="store_true",
+                        help="run the hub on the Redis backplane (a throwaway redis-server)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     # Closed sockets at the end of a run are expected; asyncio would log each write to one.
@@ -143,7 +146,10 @@ def main() -> None:
     finally:
         base.terminate()
         base.wait()
-    hub = HubProcess(env={"LOOPAI_PUBLISH_RATE": "100000", "LOOPAI_PUBLISH_BURST": "100000",
+    redis = RedisServer().start() if args.redis else None
+    backplane = {"LOOPAI_REDIS_URL": redis.url} if redis else {}
+    hub = HubProcess(env={**backplane,
+                          "LOOPAI_PUBLISH_RATE": "100000", "LOOPAI_PUBLISH_BURST": "100000",
                           "LOOPAI_SEND_QUEUE_MAX": "100000",
                           "LOOPAI_MAX_SUBSCRIPTIONS": "10",
                           "LOOPAI_WRITE_LINGER_MS": str(args.linger_ms)}, cpu=0)
@@ -154,6 +160,8 @@ def main() -> None:
             hub.proc.pid if hub.proc else 0))
     finally:
         hub.stop()
+        if redis is not None:
+            redis.stop()
     ratio = results["hub"]["deliveries_per_s"] / max(1.0, results["baseline"]["deliveries_per_s"])
     if args.json:
         print(json.dumps({"args": vars(args), "results": results, "ratio": ratio}))
