@@ -74,6 +74,7 @@ class RedisBackplane(Backplane):
         self._probe = f"{prefix}probe:{secrets.token_hex(6)}"
         self._probe_seen = time.monotonic()
         self._closed = False
+        self._needs_backfill = False
 
     @classmethod
     def from_settings(cls, settings: Settings) -> RedisBackplane:
@@ -146,6 +147,10 @@ class RedisBackplane(Backplane):
     async def _connect_and_backfill(self) -> None:
         pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
         await pubsub.subscribe(self._probe, *(self._channel(t) for t in self._watched))
+        # redis-py reconnects and resubscribes a broken pub/sub link by itself; whatever was
+        # published meanwhile never arrives, so every reconnect triggers a backfill.
+        if pubsub.connection is not None:
+            pubsub.connection.register_connect_callback(self._on_reconnect)
         self._pubsub = pubsub
         for topic in list(self._watched):
             await self._backfill(topic)
@@ -163,10 +168,18 @@ class RedisBackplane(Backplane):
         for event in page.events:
             self._deliver(topic, event)
 
+    async def _on_reconnect(self, _connection: Any) -> None:
+        self._needs_backfill = True
+
     async def _listen(self) -> None:
         pubsub = self._pubsub
         next_probe = time.monotonic()
         while not self._closed:
+            if self._needs_backfill:
+                self._needs_backfill = False
+                log.warning("pub/sub link was re-established; backfilling watched topics")
+                for topic in list(self._watched):
+                    await self._backfill(topic)
             now = time.monotonic()
             if now >= next_probe:
                 await self._redis.publish(self._probe, b"1")
