@@ -124,7 +124,7 @@ def main() -> None:
     parser.add_argument("--rate", type=int, default=200, help="events per second")
     parser.add_argument("--duration", type=float, default=10.0)
     parser.add_argument("--payload", type=int, default=64, help="padding bytes per event")
-    parser.add_argument("--linger-ms", type=float, default=0.0,
+    parser.add_argument("--linger-ms", type=float, default=5.0,
                         help="the hub's LOOPAI_WRITE_LINGER_MS")
     parser.add_argument("--redis", action="store_true",
                         help="run the hub on the Redis backplane (a throwaway redis-server)")

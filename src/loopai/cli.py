@@ -74,6 +74,8 @@ def main(argv: list[str] | None = None) -> int:
         port=settings.port,
         log_level=settings.log_level,
         ws_max_size=settings.max_frame_bytes,
+        # Compression would run once per subscriber per frame, undoing "encode once".
+        ws_per_message_deflate=False,
         ws_ping_interval=heartbeat,
         ws_ping_timeout=heartbeat,
         timeout_graceful_shutdown=int(settings.drain_timeout_s) + 1,

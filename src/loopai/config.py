@@ -77,7 +77,7 @@ class Settings:
     """Messages waiting for one connection before it is closed as a slow consumer (4408)."""
     max_batch_bytes: int = 262_144
     """Upper bound of one batched (array) frame sent to a client."""
-    write_linger_ms: float = 0.0
+    write_linger_ms: float = 5.0
     """How long a connection's writer waits for more events before sending a frame; a few
     milliseconds cut the number of writes on busy topics at that much added latency."""
     publish_rate: float = 200.0
