@@ -9,7 +9,7 @@ import pytest
 
 from tests.support.hub_process import HubProcess
 from tests.support.redis_server import RedisServer
-from tests.support.ws_client import HubTestClient
+from tests.support.ws_client import HubTestClient, assert_one_order, publish_from_each
 
 
 @pytest.fixture(scope="module")
@@ -32,21 +32,8 @@ async def test_every_subscriber_gets_every_event_once_in_order(cluster: list[Hub
         await s.subscribe("demo.cluster")
     pubs = [await HubTestClient.open(hub.ws) for hub in cluster]
     per = 30
-
-    async def run(p: HubTestClient, idx: int) -> None:
-        for i in range(per):
-            await p.send(op="publish", topic="demo.cluster", type="t", data={"p": idx, "i": i})
-        for _ in range(per):
-            await p.next_op("published")
-
-    await asyncio.gather(*(run(p, i) for i, p in enumerate(pubs)))
-    seen = [await s.events(3 * per, timeout=10) for s in subs]
-    cursors = [e["cursor"] for e in seen[0]]
-    assert len(set(cursors)) == 3 * per
-    for events in seen:
-        assert [e["cursor"] for e in events] == cursors
-        for idx in range(3):
-            assert [e["data"]["i"] for e in events if e["data"]["p"] == idx] == list(range(per))
+    await publish_from_each(pubs, "demo.cluster", per)
+    assert_one_order([await s.events(3 * per, timeout=10) for s in subs], 3, per)
     for c in [*subs, *pubs]:
         await c.close()
 

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
-
 import httpx
 
 from tests.support.hub_process import HubProcess
-from tests.support.ws_client import HubTestClient
+from tests.support.ws_client import HubTestClient, assert_one_order, publish_from_each
 
 
 async def test_welcome_and_ping(hub_server: HubProcess) -> None:
@@ -47,22 +45,8 @@ async def test_order_under_concurrent_publishers(hub_server: HubProcess) -> None
         await s.subscribe("demo.order")
     pubs = [await HubTestClient.open(hub_server.ws) for _ in range(4)]
     per = 50
-
-    async def run(p: HubTestClient, idx: int) -> None:
-        for i in range(per):
-            await p.send(op="publish", topic="demo.order", type="t", data={"p": idx, "i": i})
-        for _ in range(per):
-            await p.next_op("published")
-
-    await asyncio.gather(*(run(p, i) for i, p in enumerate(pubs)))
-    seen = [await s.events(4 * per) for s in subs]
-    cursors = [e["cursor"] for e in seen[0]]
-    assert len(set(cursors)) == 4 * per
-    for events in seen:
-        assert [e["cursor"] for e in events] == cursors
-        for idx in range(4):
-            assert [e["data"]["i"] for e in events if e["data"]["p"] == idx] == list(range(per))
-
+    await publish_from_each(pubs, "demo.order", per)
+    assert_one_order([await s.events(4 * per) for s in subs], 4, per)
 
 async def test_unsubscribe_stops_delivery(hub_server: HubProcess) -> None:
     c = await HubTestClient.open(hub_server.ws)

@@ -76,3 +76,25 @@ class HubTestClient:
 
     async def close(self) -> None:
         await self.ws.close()
+
+
+async def publish_from_each(pubs: list[HubTestClient], topic: str, per: int) -> None:
+    """Every publisher sends `per` numbered events at once, tagged with its index."""
+
+    async def run(p: HubTestClient, idx: int) -> None:
+        for i in range(per):
+            await p.send(op="publish", topic=topic, type="t", data={"p": idx, "i": i})
+        for _ in range(per):
+            await p.next_op("published")
+
+    await asyncio.gather(*(run(p, i) for i, p in enumerate(pubs)))
+
+
+def assert_one_order(seen: list[list[dict[str, Any]]], publishers: int, per: int) -> None:
+    """All subscribers saw the same events once, in one order that keeps each publisher's."""
+    cursors = [e["cursor"] for e in seen[0]]
+    assert len(set(cursors)) == publishers * per
+    for events in seen:
+        assert [e["cursor"] for e in events] == cursors
+        for idx in range(publishers):
+            assert [e["data"]["i"] for e in events if e["data"]["p"] == idx] == list(range(per))
