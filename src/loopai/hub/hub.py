@@ -53,6 +53,7 @@ class Hub:
         self._watched: set[Topic] = set()
         self._watch_locks: dict[Topic, asyncio.Lock] = {}
         self.draining = False
+        self._background: set[asyncio.Task[None]] = set()
 
     # --- backplane listener (sync, on the loop)
 
@@ -99,7 +100,10 @@ class Hub:
                     if not members:
                         del index[topic]
             if topic not in self._live and topic not in self._recovering:
-                asyncio.get_running_loop().create_task(self._maybe_unwatch(topic))
+                task = asyncio.get_running_loop().create_task(self._maybe_unwatch(topic))
+                # The loop keeps only weak references to tasks.
+                self._background.add(task)
+                task.add_done_callback(self._background.discard)
 
     def _slow_consumer(self, conn: Connection) -> None:
         self.metrics.slow_consumer_closes.inc()
