@@ -15,17 +15,21 @@ from tests.support.raw_ws import RawWebSocket
 from tests.support.ws_client import HubTestClient
 
 
-@pytest.fixture(scope="module")
-def server() -> Iterator[HubProcess]:
+def _small_queue_server(heartbeat_ms: int) -> Iterator[HubProcess]:
     proc = HubProcess(env={
         "LOOPAI_SEND_QUEUE_MAX": "50",
-        "LOOPAI_HEARTBEAT_MS": "1000",
+        "LOOPAI_HEARTBEAT_MS": str(heartbeat_ms),
         "LOOPAI_PUBLISH_RATE": "100000",
         "LOOPAI_PUBLISH_BURST": "100000",
-        "LOOPAI_MAX_FRAME_BYTES": "65536",
     }).start()
     yield proc
     proc.stop()
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[HubProcess]:
+    """Short heartbeats, for liveness tests."""
+    yield from _small_queue_server(1000)
 
 
 async def connections(server: HubProcess) -> int:
@@ -36,14 +40,8 @@ async def connections(server: HubProcess) -> int:
 
 @pytest.fixture(scope="module")
 def roomy_server() -> Iterator[HubProcess]:
-    proc = HubProcess(env={
-        "LOOPAI_SEND_QUEUE_MAX": "50",
-        "LOOPAI_HEARTBEAT_MS": "5000",
-        "LOOPAI_PUBLISH_RATE": "100000",
-        "LOOPAI_PUBLISH_BURST": "100000",
-    }).start()
-    yield proc
-    proc.stop()
+    """Heartbeats long enough that busy test clients never miss a ping."""
+    yield from _small_queue_server(5000)
 
 
 @pytest.mark.slow
