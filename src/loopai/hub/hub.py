@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import msgspec
@@ -54,11 +54,17 @@ class Hub:
         self._watch_locks: dict[Topic, asyncio.Lock] = {}
         self.draining = False
         self._background: set[asyncio.Task[None]] = set()
+        self._listeners: dict[Topic, list[Callable[[Event], None]]] = {}
 
     # --- backplane listener (sync, on the loop)
 
     def deliver(self, event: Event) -> None:
         topic = Topic(event.topic)
+        for listener in self._listeners.get(topic, ()):
+            try:
+                listener(event)
+            except Exception:
+                log.exception("listener for %s failed", topic)
         live = self._live.get(topic)
         recovering = self._recovering.get(topic)
         if not live and not recovering:
@@ -216,7 +222,8 @@ class Hub:
     async def _maybe_unwatch(self, topic: Topic) -> None:
         lock = self._watch_locks.setdefault(topic, asyncio.Lock())
         async with lock:
-            if topic in self._live or topic in self._recovering or topic not in self._watched:
+            if (topic in self._live or topic in self._recovering or topic in self._listeners
+                    or topic not in self._watched):
                 return
             self._watched.discard(topic)
             try:
@@ -225,6 +232,13 @@ class Hub:
                 log.debug("unwatch %s while the backplane is down", topic)
         if not lock.locked() and topic not in self._watched:
             self._watch_locks.pop(topic, None)
+
+    async def listen(self, topic: str, listener: Callable[[Event], None]) -> None:
+        """Server code hearing a topic's live events on this instance, from every instance
+        (the domain's program cache learns of activations this way)."""
+        checked = Topic(topic)
+        self._listeners.setdefault(checked, []).append(listener)
+        await self._ensure_watched(checked)
 
     # --- publishing (sessions, HTTP, the domain)
 

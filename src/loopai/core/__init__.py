@@ -1,0 +1,1 @@
+"""Loopai's domain: tasks, program artifacts, sandboxed execution and their storage."""

@@ -1,0 +1,30 @@
+"""What the domain refuses, independent of HTTP; the API maps each to a status."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class DomainError(Exception):
+    status = 400
+
+    def __init__(self, code: str, message: str, details: list[dict[str, Any]] | None = None):
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.details = details
+
+
+class NotFound(DomainError):
+    status = 404
+
+    def __init__(self, resource: str, key: object) -> None:
+        super().__init__("not_found", f"{resource} {key} not found")
+
+
+class Conflict(DomainError):
+    status = 409
+
+
+class Invalid(DomainError):
+    status = 400

@@ -1,0 +1,73 @@
+"""Domain events to the hub, off the request path and in order.
+
+Routes call `emit`, which only queues; one task publishes. While the backplane is down
+the publisher waits and retries the same event, so order holds; a bounded queue keeps an
+outage from growing memory without limit (what overflows is counted and logged).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter
+
+from loopai.errors import BackplaneUnavailable
+from loopai.hub.hub import Hub
+
+log = logging.getLogger("loopai.events")
+
+
+class DomainEvents:
+    def __init__(self, hub: Hub, registry: CollectorRegistry, max_queued: int = 100_000,
+                 retry_s: float = 0.5) -> None:
+        self.hub = hub
+        self.max_queued = max_queued
+        self.retry_s = retry_s
+        self._queue: asyncio.Queue[tuple[str, str, Any]] = asyncio.Queue()
+        self._task: asyncio.Task[None] | None = None
+        self.dropped = Counter("loopai_domain_events_dropped", "Domain events dropped because"
+                               " the backplane stayed down and the queue filled",
+                               registry=registry)
+
+    def emit(self, topics: tuple[str, ...], type: str, data: Any) -> None:
+        for topic in topics:
+            if self._queue.qsize() >= self.max_queued:
+                self.dropped.inc()
+                log.error("dropping %s on %s: event queue full", type, topic)
+                continue
+            self._queue.put_nowait((topic, type, data))
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="domain-events")
+
+    async def _run(self) -> None:
+        while True:
+            topic, type, data = await self._queue.get()
+            while True:
+                try:
+                    await self.hub.publish_json(topic, type, data)
+                    break
+                except BackplaneUnavailable:
+                    await asyncio.sleep(self.retry_s)
+                except Exception:
+                    log.exception("could not publish %s on %s", type, topic)
+                    break
+            self._queue.task_done()
+
+    async def flush(self, timeout_s: float = 5.0) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._queue.join(), timeout_s)
+
+    async def close(self, timeout_s: float = 5.0) -> None:
+        if self._task is None:
+            return
+        await self.flush(timeout_s)
+        self._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._task
+        self._task = None
+        if not self._queue.empty():
+            log.warning("%d domain events not published at shutdown", self._queue.qsize())
