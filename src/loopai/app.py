@@ -18,8 +18,19 @@ from prometheus_client import CollectorRegistry
 
 from loopai import __version__
 from loopai.api.errors import EXCEPTION_HANDLERS, request_id_middleware
-from loopai.api.routes import auth, health, metrics, topics
+from loopai.api.http_metrics import HttpMetrics
+from loopai.api.routes import (
+    artifacts,
+    auth,
+    docs,
+    executions,
+    health,
+    metrics,
+    tasks,
+    topics,
+)
 from loopai.config import Settings
+from loopai.core.runtime import Domain
 from loopai.errors import BackplaneUnavailable
 from loopai.hub.asgi_transport import transport_middleware
 from loopai.hub.auth import Authenticator
@@ -93,11 +104,14 @@ def create_app(settings: Settings | None = None) -> Litestar:
     hub_metrics.bind(lambda: len(hub.connections), hub.subscription_count, hub.queue_depth)
     authenticator = Authenticator(settings.api_keys, settings.token_secret, settings.token_ttl_s)
     instances = make_registry(settings, hub)
+    domain = Domain(settings, hub, registry)
+    http_metrics = HttpMetrics(registry)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         await backplane.start(hub)
         await instances.start()
+        await domain.start()
         ticker = None
         if settings.metrics_interval_ms > 0:
             ticker = asyncio.create_task(_publish_metrics(hub, settings, instances))
@@ -109,6 +123,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
                 ticker.cancel()
             if not hub.draining:
                 await drain(app)
+            await domain.close()
             await _system_event(hub, "instance.down", settings)
             await instances.close()
             await backplane.close()
@@ -119,7 +134,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
         "authenticator": authenticator,
         "registry": registry,
         "started": time.monotonic(),
-        "ready_checks": [],
+        "ready_checks": [domain.ready],
+        "domain": domain,
         "instances": instances,
     })
     route_handlers: list[Any] = [
@@ -132,14 +148,29 @@ def create_app(settings: Settings | None = None) -> Litestar:
         health.summary,
         health.instances,
         metrics.metrics,
+        docs.swagger,
+        tasks.create_task,
+        tasks.list_tasks,
+        tasks.get_task,
+        tasks.update_task,
+        tasks.delete_task,
+        artifacts.upload_artifact,
+        artifacts.list_artifacts,
+        artifacts.get_artifact,
+        artifacts.activate_artifact,
+        executions.execute,
+        executions.execute_batch,
+        executions.list_executions,
+        executions.get_execution,
     ]
     return Litestar(
         route_handlers=route_handlers,
         lifespan=[lifespan],
         state=state,
-        dependencies={"hub": Provide(lambda: hub, sync_to_thread=False)},
+        dependencies={"hub": Provide(lambda: hub, sync_to_thread=False),
+                      "domain": Provide(lambda: domain, sync_to_thread=False)},
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
-        middleware=[request_id_middleware, transport_middleware],
+        middleware=[request_id_middleware, http_metrics.middleware, transport_middleware],
         request_max_body_size=1_048_576,
         openapi_config=OpenAPIConfig(
             title="Loopai Hub API",

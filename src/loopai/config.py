@@ -91,11 +91,20 @@ class Settings:
     metrics_interval_ms: int = 1_000
     """How often `metrics.snapshot` goes to the `metrics` topic; 0 turns it off."""
 
+    # --- program execution
+    sandbox_workers: int = 2
+    """Worker processes that run programs (each runs one call at a time)."""
+    sandbox_memory_mb: int = 256
+    """Address-space limit of one sandbox worker."""
+    sandbox_cpu_s: int = 10
+    """CPU seconds one worker may use before it is replaced."""
+
     def __post_init__(self) -> None:
         if not (0 < self.port < 65536):
             raise ConfigurationError(f"port must be 1-65535, got {self.port}")
         for name in ("heartbeat_ms", "max_frame_bytes", "max_subscriptions", "send_queue_max",
-                     "history_max_events", "history_max_age_s", "token_ttl_s", "publish_burst"):
+                     "history_max_events", "history_max_age_s", "token_ttl_s", "publish_burst",
+                     "sandbox_workers", "sandbox_memory_mb", "sandbox_cpu_s"):
             if getattr(self, name) <= 0:
                 raise ConfigurationError(f"{name} must be positive")
         if self.publish_rate <= 0:

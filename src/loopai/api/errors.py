@@ -7,17 +7,22 @@ exception into that shape, and a 500 never carries a stack trace.
 from __future__ import annotations
 
 import logging
+import sqlite3
 import time
 import uuid
 from datetime import UTC, datetime
 from typing import Any
 
+import asyncpg
 import msgspec
 from litestar import Request, Response
 from litestar.enums import ScopeType
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
+from loopai.core.errors import DomainError
+from loopai.core.paging import InvalidPageCursor
+from loopai.core.store.database import DatabaseUnavailable
 from loopai.errors import BackplaneUnavailable
 
 log = logging.getLogger("loopai.api")
@@ -114,6 +119,30 @@ def _handle_unavailable(
     )
 
 
+def _handle_domain(request: Request[Any, Any, Any], exc: DomainError) -> Response[ErrorBody]:
+    return error_response(request, exc.status, exc.code, exc.message, exc.details)
+
+
+def _handle_page_cursor(
+    request: Request[Any, Any, Any], exc: InvalidPageCursor
+) -> Response[ErrorBody]:
+    return error_response(request, 400, "validation_error", str(exc),
+                          [{"field": "cursor", "message": "use next_cursor from a previous page"}])
+
+
+def _handle_database_down(request: Request[Any, Any, Any], exc: Exception) -> Response[ErrorBody]:
+    log.error("database unavailable: %s", type(exc).__name__,
+              extra={"trace_id": request_id(request)})
+    return error_response(request, 503, "unavailable", "database unavailable",
+                          headers={"Retry-After": "2"})
+
+
+def _handle_integrity(request: Request[Any, Any, Any], exc: Exception) -> Response[ErrorBody]:
+    """A uniqueness race lost to a concurrent request (checked ones are refused earlier)."""
+    return error_response(request, 409, "conflict",
+                          "conflicts with a concurrent change; retry the request")
+
+
 def _handle_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[ErrorBody]:
     log.exception("unhandled error", extra={"trace_id": request_id(request)})
     return error_response(request, 500, "internal", "internal server error")
@@ -124,6 +153,14 @@ EXCEPTION_HANDLERS: dict[type[Exception], Any] = {
     ValidationException: _handle_validation,
     HTTPException: _handle_http,
     BackplaneUnavailable: _handle_unavailable,
+    DomainError: _handle_domain,
+    InvalidPageCursor: _handle_page_cursor,
+    DatabaseUnavailable: _handle_database_down,
+    ConnectionError: _handle_database_down,
+    asyncpg.PostgresConnectionError: _handle_database_down,
+    asyncpg.InterfaceError: _handle_database_down,
+    asyncpg.IntegrityConstraintViolationError: _handle_integrity,
+    sqlite3.IntegrityError: _handle_integrity,
     Exception: _handle_unexpected,
 }
 

@@ -34,6 +34,7 @@ class ExecutionWriter:
         self._room.set()
         self._task: asyncio.Task[None] | None = None
         self._closing = False
+        self._flushing = asyncio.Lock()
         self.written = Counter("loopai_execution_records_written", "Execution records stored",
                                registry=registry)
         self.write_errors = Counter("loopai_execution_record_write_errors",
@@ -75,6 +76,10 @@ class ExecutionWriter:
                             type(exc).__name__, delay)
 
     async def flush(self) -> None:
+        async with self._flushing:
+            await self._flush()
+
+    async def _flush(self) -> None:
         while self._pending:
             batch = list(self._pending.values())[: self.batch_size]
             await insert_executions(self.db, batch)

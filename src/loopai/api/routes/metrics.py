@@ -10,5 +10,9 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 @get("/api/v1/metrics", tags=["health"], summary="Prometheus metrics", media_type="text/plain")
 async def metrics(request: Request[Any, Any, Any]) -> Response[bytes]:
+    domain = request.app.state.get("domain")
+    if domain is not None:
+        await domain.refresh_gauges()
     body = generate_latest(request.app.state.registry)
     return Response(body, media_type=CONTENT_TYPE_LATEST)
+

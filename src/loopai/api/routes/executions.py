@@ -1,0 +1,68 @@
+"""Executing a task's active program, and reading execution records."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from litestar import get, post
+from litestar.params import Parameter
+
+from loopai.api.auth import requires
+from loopai.api.errors import ApiError
+from loopai.api.routes.tasks import Limit, TaskId
+from loopai.core.clock import parse_iso
+from loopai.core.models import (
+    BatchExecuteRequest,
+    BatchExecuteResult,
+    ExecuteRequest,
+    Execution,
+    ExecutionPage,
+    ExecutionStatus,
+)
+from loopai.core.runtime import Domain
+from loopai.core.store.executions import ExecutionFilter
+
+
+@post("/api/v1/tasks/{task_id:str}/execute", guards=[requires("write")], status_code=200,
+      tags=["executions"], summary="Run the task's program on one input")
+async def execute(task_id: TaskId, data: ExecuteRequest, domain: Domain) -> Execution:
+    return await domain.executor.execute(task_id, data)
+
+
+@post("/api/v1/tasks/{task_id:str}/execute/batch", guards=[requires("write")], status_code=200,
+      tags=["executions"], summary="Run the task's program on up to 1000 inputs")
+async def execute_batch(task_id: TaskId, data: BatchExecuteRequest,
+                        domain: Domain) -> BatchExecuteResult:
+    return await domain.executor.execute_batch(task_id, data)
+
+
+@get("/api/v1/tasks/{task_id:str}/executions", guards=[requires("read")], tags=["executions"],
+     summary="A task's executions, newest first (cursor-paged)")
+async def list_executions(
+    task_id: TaskId,
+    domain: Domain,
+    limit: Limit = 50,
+    cursor: Annotated[str | None, Parameter(max_length=512)] = None,
+    status: ExecutionStatus | None = None,
+    sampled: bool | None = None,
+    since: Annotated[str | None, Parameter(description="ISO 8601 time; executions at or after",
+                                           max_length=64)] = None,
+) -> ExecutionPage:
+    since_ms = None
+    if since is not None:
+        try:
+            since_ms = parse_iso(since)
+        except ValueError:
+            raise ApiError(400, "validation_error", f"since: not an ISO 8601 time: {since!r}",
+                           [{"field": "since", "message": "expected e.g. 2026-01-31T12:00:00Z"}]
+                           ) from None
+    where = ExecutionFilter(status=status, sampled=sampled, since_ms=since_ms)
+    return await domain.executor.list(task_id, where, limit, cursor)
+
+
+@get("/api/v1/executions/{execution_id:str}", guards=[requires("read")], tags=["executions"],
+     summary="One execution record")
+async def get_execution(
+    execution_id: Annotated[str, Parameter(max_length=64)], domain: Domain
+) -> Execution:
+    return await domain.executor.get(execution_id)

@@ -1,0 +1,152 @@
+"""Running a task's program on inputs: schema checks, the sandbox, sampling, records, events.
+
+The request path does the work that decides the answer (input check, run, output check)
+and nothing else: the record is queued for the batched writer and the events for the
+publisher.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import uuid
+from typing import Any
+
+from loopai.core import topics
+from loopai.core.clock import now_ms
+from loopai.core.errors import DomainError, Invalid, NotFound
+from loopai.core.events import DomainEvents
+from loopai.core.execution_writer import ExecutionWriter
+from loopai.core.metrics import DomainMetrics
+from loopai.core.models import (
+    BatchExecuteRequest,
+    BatchExecuteResult,
+    BatchItem,
+    ExecuteRequest,
+    Execution,
+    ExecutionPage,
+    ExecutionStatus,
+    ItemError,
+)
+from loopai.core.paging import decode_page_cursor, encode_page_cursor
+from loopai.core.programs import ProgramCache
+from loopai.core.sandbox import SandboxPool
+from loopai.core.schemas import SchemaCache, violations
+from loopai.core.store import executions as rows
+from loopai.core.store import tasks as task_rows
+from loopai.core.store.artifacts import ArtifactRecord
+from loopai.core.store.database import Database
+from loopai.core.store.executions import ExecutionFilter, ExecutionRecord
+from loopai.core.store.tasks import TaskRecord
+
+_EVENT_TYPES = {
+    ExecutionStatus.SUCCESS: "execution.completed",
+    ExecutionStatus.ERROR: "execution.failed",
+    ExecutionStatus.TIMEOUT: "execution.timed_out",
+}
+
+
+class Executor:
+    def __init__(self, db: Database, pool: SandboxPool, schemas: SchemaCache,
+                 programs: ProgramCache, writer: ExecutionWriter, events: DomainEvents,
+                 metrics: DomainMetrics, batch_concurrency: int = 8,
+                 rng: random.Random | None = None) -> None:
+        self.db = db
+        self.pool = pool
+        self.schemas = schemas
+        self.programs = programs
+        self.writer = writer
+        self.events = events
+        self.metrics = metrics
+        self.batch_concurrency = batch_concurrency
+        self.rng = rng or random.Random()
+
+    def _check_input(self, task: TaskRecord, value: Any) -> None:
+        problems = violations(self.schemas.get(task.input_schema), value)
+        if problems:
+            raise Invalid("invalid_input", "the input does not match the task's input_schema",
+                          [{"field": "input" + p["path"].rstrip("/"), "message": p["message"]}
+                           for p in problems])
+
+    async def _run(self, task: TaskRecord, artifact: ArtifactRecord, value: Any,
+                   force_validation: bool, timeout_ms: int) -> ExecutionRecord:
+        result = await self.pool.run(artifact.id, artifact.code, value, timeout_ms)
+        self.metrics.program_cache.labels("hit" if result.cache_hit else "miss").inc()
+        status = ExecutionStatus(result.status)
+        output, error = result.output, result.error_message
+        if status == ExecutionStatus.SUCCESS:
+            problems = violations(self.schemas.get(task.output_schema), output)
+            if problems:
+                status = ExecutionStatus.ERROR
+                error = ("output does not match the task's output_schema: "
+                         f"{problems[0]['path']}: {problems[0]['message']}")
+        record = ExecutionRecord(
+            id=uuid.uuid4().hex, task_id=task.id, program_id=artifact.id,
+            version=artifact.version, status=status, input=value,
+            output=output if status == ExecutionStatus.SUCCESS else None, error_message=error,
+            latency_ms=round(result.latency_ms, 3), memory_usage_mb=result.memory_usage_mb,
+            sampled_for_validation=force_validation or self.rng.random() < task.sampling_rate,
+            executed_at=now_ms(),
+        )
+        await self._record(task, record)
+        return record
+
+    async def _record(self, task: TaskRecord, record: ExecutionRecord) -> None:
+        self.metrics.executions.labels(task.id, record.status.value).inc()
+        self.metrics.execution_latency.observe(record.latency_ms / 1000)
+        await self.writer.add(record)
+        event = record.to_api(with_input=task.include_input_in_events)
+        self.events.emit(topics.executions(task.id), _EVENT_TYPES[record.status], event)
+        if record.status != ExecutionStatus.SUCCESS:
+            self.events.emit((topics.ERRORS,), "error", {
+                "source": "program", "task_id": task.id, "program_id": record.program_id,
+                "version": record.version, "execution_id": record.id,
+                "status": record.status.value, "message": record.error_message,
+            })
+
+    async def execute(self, task_id: str, body: ExecuteRequest) -> Execution:
+        task, artifact = await self.programs.resolve(task_id, body.version)
+        self._check_input(task, body.input)
+        record = await self._run(task, artifact, body.input, body.force_validation,
+                                 body.timeout_ms)
+        return record.to_api(with_input=False)
+
+    async def execute_batch(self, task_id: str, body: BatchExecuteRequest) -> BatchExecuteResult:
+        task, artifact = await self.programs.resolve(task_id, body.version)
+        gate = asyncio.Semaphore(self.batch_concurrency)
+
+        async def one(index: int, value: Any) -> BatchItem:
+            try:
+                self._check_input(task, value)
+            except DomainError as exc:
+                return BatchItem(index, error=ItemError(exc.code, exc.message, exc.details))
+            async with gate:
+                record = await self._run(task, artifact, value, body.force_validation,
+                                         body.timeout_ms)
+            return BatchItem(index, execution=record.to_api(with_input=False))
+
+        results = await asyncio.gather(*(one(i, v) for i, v in enumerate(body.inputs)))
+        succeeded = sum(1 for r in results if r.execution is not None
+                        and r.execution.status == ExecutionStatus.SUCCESS)
+        return BatchExecuteResult(task_id=task_id, total=len(results), succeeded=succeeded,
+                                  failed=len(results) - succeeded, results=list(results))
+
+    async def get(self, execution_id: str) -> Execution:
+        record = self.writer.pending(execution_id) or await rows.get_execution(self.db,
+                                                                              execution_id)
+        if record is None:
+            raise NotFound("execution", execution_id)
+        return record.to_api()
+
+    async def list(self, task_id: str, where: ExecutionFilter, limit: int,
+                   cursor: str | None) -> ExecutionPage:
+        before = decode_page_cursor(cursor) if cursor else None
+        if await task_rows.get_task(self.db, task_id) is None:
+            raise NotFound("task", task_id)
+        await self.writer.flush()  # read your own writes
+        records = await rows.list_executions(self.db, task_id, where, limit + 1, before)
+        more = len(records) > limit
+        records = records[:limit]
+        next_cursor = (encode_page_cursor(records[-1].executed_at, records[-1].id)
+                       if more and records else None)
+        return ExecutionPage(items=[r.to_api() for r in records], next_cursor=next_cursor)

@@ -1,0 +1,21 @@
+"""The domain's Prometheus metrics, beside the hub's in the same registry."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+                   5.0, 10.0, 30.0, 60.0)
+
+
+class DomainMetrics:
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.executions = Counter("loopai_executions", "Program executions",
+                                  ["task_id", "status"], registry=registry)
+        self.execution_latency = Histogram(
+            "loopai_execution_latency_seconds", "Program run time inside the sandbox",
+            buckets=LATENCY_BUCKETS, registry=registry)
+        self.artifacts = Gauge("loopai_artifacts", "Program artifacts by status",
+                               ["status"], registry=registry)
+        self.program_cache = Counter("loopai_program_cache", "Compiled-program cache lookups in"
+                                     " the sandbox workers", ["result"], registry=registry)

@@ -1,0 +1,129 @@
+"""The storage layer on both engines: migrations, rows, paging, batched execution writes."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+from prometheus_client import CollectorRegistry
+
+from loopai.core.execution_writer import ExecutionWriter
+from loopai.core.models import ExecutionStatus
+from loopai.core.store import connect_database
+from loopai.core.store import executions as ex_rows
+from loopai.core.store import tasks as task_rows
+from loopai.core.store.database import Database
+from loopai.core.store.executions import ExecutionFilter, ExecutionRecord
+from loopai.core.store.migrations import MIGRATIONS, migrate
+from loopai.core.store.tasks import TaskRecord
+from tests.support.postgres import postgres_database
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path}/store.db"
+    else:
+        with postgres_database() as url:
+            yield url
+
+
+@pytest.fixture
+async def db(database_url: str) -> AsyncIterator[Database]:
+    database = connect_database(database_url)
+    await database.start()
+    await migrate(database)
+    yield database
+    await database.close()
+
+
+def _task(i: int, created: int) -> TaskRecord:
+    return TaskRecord(
+        id=f"t{i:03d}", name=f"task {i}", description="", input_schema={"type": "object"},
+        output_schema={}, examples=[], accuracy_target=0.9, latency_target_ms=10,
+        sampling_rate=0.1, include_input_in_events=True, active_version=None,
+        total_versions=0, created_at=created, updated_at=created,
+    )
+
+
+def _execution(i: int, task_id: str, at: int, status: ExecutionStatus = ExecutionStatus.SUCCESS,
+               sampled: bool = False) -> ExecutionRecord:
+    return ExecutionRecord(
+        id=f"e{i:05d}", task_id=task_id, program_id="p", version=1, status=status,
+        input={"text": f"n{i}"}, output="positive", error_message=None, latency_ms=0.5,
+        memory_usage_mb=12.0, sampled_for_validation=sampled, executed_at=at,
+    )
+
+
+async def test_migrations_apply_once(db: Database) -> None:
+    assert await migrate(db) == []
+    rows = await db.fetch("SELECT version FROM schema_migrations ORDER BY version")
+    assert [r[0] for r in rows] == [m.version for m in MIGRATIONS]
+
+
+async def test_task_round_trip_and_paging(db: Database) -> None:
+    for i in range(7):
+        await task_rows.insert_task(db, _task(i, created=1000 + i // 2))  # ties on created_at
+    got = await task_rows.get_task(db, "t003")
+    assert got == _task(3, 1001)
+    seen: list[str] = []
+    after = None
+    while True:
+        page = await task_rows.list_tasks(db, 3, after)
+        if not page:
+            break
+        seen += [t.id for t in page]
+        after = (page[-1].created_at, page[-1].id)
+    assert seen == [f"t{i:03d}" for i in range(7)]
+
+
+async def test_transaction_rolls_back(db: Database) -> None:
+    with pytest.raises(RuntimeError):
+        async with db.transaction() as tx:
+            await task_rows.insert_task(tx, _task(1, 1))
+            raise RuntimeError("boom")
+    assert await task_rows.get_task(db, "t001") is None
+
+
+async def test_execution_filters_and_newest_first(db: Database) -> None:
+    await task_rows.insert_task(db, _task(1, 1))
+    records = [_execution(i, "t001", at=5000 + i,
+                          status=ExecutionStatus.ERROR if i % 3 == 0 else ExecutionStatus.SUCCESS,
+                          sampled=i % 2 == 0) for i in range(10)]
+    await ex_rows.insert_executions(db, records)
+    await ex_rows.insert_executions(db, records[:2])  # a retried batch stores nothing twice
+    everything = await ex_rows.list_executions(db, "t001", ExecutionFilter(), 100, None)
+    assert [r.id for r in everything] == [f"e{i:05d}" for i in reversed(range(10))]
+    errors = await ex_rows.list_executions(
+        db, "t001", ExecutionFilter(status=ExecutionStatus.ERROR), 100, None)
+    assert [r.id for r in errors] == ["e00009", "e00006", "e00003", "e00000"]
+    sampled_recent = await ex_rows.list_executions(
+        db, "t001", ExecutionFilter(sampled=True, since_ms=5004), 100, None)
+    assert [r.id for r in sampled_recent] == ["e00008", "e00006", "e00004"]
+    page = await ex_rows.list_executions(db, "t001", ExecutionFilter(), 4, (5006, "e00006"))
+    assert [r.id for r in page] == ["e00005", "e00004", "e00003", "e00002"]
+    assert (await ex_rows.get_execution(db, "e00007")) == records[7]
+
+
+async def test_writer_batches_and_flushes_everything_on_close(db: Database) -> None:
+    await task_rows.insert_task(db, _task(1, 1))
+    writer = ExecutionWriter(db, CollectorRegistry(), batch_size=50, interval_s=10)
+    await writer.start()
+    for i in range(120):
+        await writer.add(_execution(i, "t001", at=i))
+    assert writer.pending("e00119") is not None  # readable before it is stored
+    await asyncio.sleep(0.2)  # two full batches of 50 were due at once
+    stored = await db.fetchrow("SELECT COUNT(*) FROM executions")
+    assert stored is not None and stored[0] == 120
+    for i in range(120, 125):  # below a batch, long before the interval: still pending
+        await writer.add(_execution(i, "t001", at=i))
+    await asyncio.sleep(0.1)
+    stored = await db.fetchrow("SELECT COUNT(*) FROM executions")
+    assert stored is not None and stored[0] == 120
+    await writer.close()
+    stored = await db.fetchrow("SELECT COUNT(*) FROM executions")
+    assert stored is not None and stored[0] == 125
+    assert writer.pending("e00124") is None
+
