@@ -1,0 +1,275 @@
+"""A sandbox worker process: runs programs, one call at a time, for the pool.
+
+Started by the pool as `python -I -m loopai.core.sandbox.worker <memory_mb> <cpu_s>
+<max_output_bytes> <max_cached>`. Before it takes any work it imports what programs may
+use, then shuts itself in: no network (a new network namespace when it can), no new files
+(RLIMIT_FSIZE 0), few file descriptors, bounded memory and CPU, stdout away from the
+protocol pipe. Programs then run with restricted builtins and module proxies that hide
+every module reference (`statistics.sys`, `re.enum.sys` …).
+"""
+
+from __future__ import annotations
+
+import builtins
+import collections
+import collections.abc
+import contextlib
+import ctypes
+import datetime
+import difflib
+import functools
+import importlib
+import itertools
+import json
+import math
+import os
+import re
+import resource
+import signal
+import statistics
+import string
+import sys
+import time
+import types
+import unicodedata
+from collections import OrderedDict
+from typing import Any, BinaryIO
+
+import msgspec
+
+from loopai.core.sandbox.policy import (
+    ALLOWED_MODULES,
+    ALLOWED_SUBMODULES,
+    ProgramRejected,
+    check_program,
+)
+from loopai.core.sandbox.protocol import (
+    HEADER,
+    Ready,
+    Request,
+    Response,
+    frame,
+    request_decoder,
+)
+
+_PRELOADED = (collections, collections.abc, datetime, difflib, functools, itertools, json,
+              math, re, statistics, string, unicodedata)
+
+SAFE_BUILTINS = (
+    "abs", "all", "any", "ascii", "bin", "bool", "bytes", "callable", "chr", "complex", "dict",
+    "divmod", "enumerate", "filter", "float", "format", "frozenset", "hash", "hasattr", "hex",
+    "int", "isinstance", "issubclass", "iter", "len", "list", "map", "max", "min", "next",
+    "object", "oct", "ord", "pow", "range", "repr", "reversed", "round", "set", "slice",
+    "sorted", "str", "sum", "tuple", "type", "zip", "True", "False", "None", "Ellipsis",
+    "NotImplemented", "ArithmeticError", "AssertionError", "AttributeError", "Exception",
+    "IndexError", "KeyError", "LookupError", "NameError", "NotImplementedError",
+    "OverflowError", "RecursionError", "RuntimeError", "StopIteration", "TypeError",
+    "UnicodeError", "ValueError", "ZeroDivisionError",
+)
+
+
+class CallTimeout(BaseException):
+    """Raised by the interval timer inside a program that runs too long."""
+
+
+def proxy(module: types.ModuleType) -> types.SimpleNamespace:
+    """A module's public names without any module among them (but allowed submodules)."""
+    names: dict[str, Any] = {}
+    for name in dir(module):
+        if name.startswith("_"):
+            continue
+        value = getattr(module, name)
+        if isinstance(value, types.ModuleType):
+            if f"{module.__name__}.{name}" in ALLOWED_SUBMODULES:
+                names[name] = proxy(value)
+            continue
+        names[name] = value
+    return types.SimpleNamespace(**names)
+
+
+PROXIES = {name: proxy(importlib.import_module(name)) for name in ALLOWED_MODULES}
+
+
+def guarded_import(name: str, globals: Any = None, locals: Any = None,
+                   fromlist: Any = (), level: int = 0) -> Any:
+    top = name.split(".")[0]
+    if level or (name not in ALLOWED_MODULES and name not in ALLOWED_SUBMODULES):
+        raise ImportError(f"import of {name!r} is not allowed")
+    return PROXIES[top]
+
+
+def _no_print(*args: Any, **kwargs: Any) -> None:
+    """Programs may print while debugging; it goes nowhere."""
+
+
+def restricted_builtins() -> dict[str, Any]:
+    table = {name: getattr(builtins, name) for name in SAFE_BUILTINS}
+    table["__import__"] = guarded_import
+    table["__build_class__"] = builtins.__build_class__
+    table["print"] = _no_print
+    return table
+
+
+class Program:
+    def __init__(self, code: str) -> None:
+        info = check_program(code)
+        scope: dict[str, Any] = {"__builtins__": restricted_builtins(), "__name__": "program"}
+        exec(compile(code, "<program>", "exec"), scope)
+        self.entrypoint = info.entrypoint
+        self.function = scope[info.entrypoint]
+
+    def __call__(self, value: Any) -> Any:
+        if self.entrypoint == "classify":
+            if isinstance(value, dict) and isinstance(value.get("text"), str):
+                value = value["text"]
+            elif not isinstance(value, str):
+                raise TypeError("classify(text) needs a string input or an object with 'text'")
+        return self.function(value)
+
+
+def _no_network() -> None:
+    """A fresh, empty network namespace: not even loopback. Needs CAP_SYS_ADMIN; without it
+    the AST policy (no socket module) is what keeps programs off the network."""
+    clone_newnet = 0x40000000
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.unshare(clone_newnet)
+    except (OSError, AttributeError):
+        pass
+
+
+def _limit(memory_mb: int) -> None:
+    mem = memory_mb * 1024 * 1024
+    resource.setrlimit(resource.RLIMIT_AS, (mem, mem))
+    resource.setrlimit(resource.RLIMIT_FSIZE, (0, 0))
+    resource.setrlimit(resource.RLIMIT_NOFILE, (16, 16))
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    with contextlib.suppress(ValueError, OSError):  # ignored for root; see policy
+        resource.setrlimit(resource.RLIMIT_NPROC, (0, 0))
+
+
+def _cpu_budget(cpu_s: int) -> None:
+    """Each call may use `cpu_s` more CPU seconds; past that the kernel kills the worker."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    used = int(usage.ru_utime + usage.ru_stime) + 1
+    resource.setrlimit(resource.RLIMIT_CPU, (used + cpu_s, resource.RLIM_INFINITY))
+
+
+def _on_alarm(signum: int, frame: Any) -> None:
+    raise CallTimeout()
+
+
+def _read_exact(stream: BinaryIO, size: int) -> bytes:
+    data = b""
+    while len(data) < size:
+        chunk = stream.read(size - len(data))
+        if not chunk:
+            raise EOFError
+        data += chunk
+    return data
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, MemoryError):
+        return "MemoryError: the program ran out of its memory limit"
+    if isinstance(exc, RecursionError):
+        return "RecursionError: maximum recursion depth exceeded"
+    text = str(exc)
+    return f"{type(exc).__name__}: {text}"[:2000] if text else type(exc).__name__
+
+
+class Worker:
+    def __init__(self, cpu_s: int, max_output_bytes: int, max_cached: int) -> None:
+        self.cpu_s = cpu_s
+        self.max_output_bytes = max_output_bytes
+        self.max_cached = max_cached
+        self.programs: OrderedDict[str, Program] = OrderedDict()
+
+    def _program(self, key: str, code: str) -> tuple[Program, bool]:
+        program = self.programs.get(key)
+        if program is not None:
+            self.programs.move_to_end(key)
+            return program, True
+        program = Program(code)
+        self.programs[key] = program
+        if len(self.programs) > self.max_cached:
+            self.programs.popitem(last=False)
+        return program, False
+
+    def handle(self, request: Request) -> Response:
+        started = time.perf_counter()
+        hit = False
+        try:
+            value = msgspec.json.decode(request.input_json)
+            _cpu_budget(self.cpu_s)
+            signal.setitimer(signal.ITIMER_REAL, request.timeout_ms / 1000)
+            try:
+                # Defining the program runs its top level, which is program code too.
+                program, hit = self._program(request.key, request.code)
+                output = program(value)
+            finally:
+                signal.setitimer(signal.ITIMER_REAL, 0)
+            elapsed = (time.perf_counter() - started) * 1000
+            try:
+                encoded = msgspec.json.encode(output)
+            except (TypeError, ValueError, OverflowError) as exc:
+                return self._error(f"output is not JSON: {exc}", started, hit)
+            if len(encoded) > self.max_output_bytes:
+                return self._error(f"output too large ({len(encoded)} bytes >"
+                                   f" {self.max_output_bytes})", started, hit)
+            return Response("success", output_json=encoded, latency_ms=elapsed,
+                            memory_mb=_memory_mb(), cache_hit=hit)
+        except CallTimeout:
+            return Response("timeout", error=f"timed out after {request.timeout_ms} ms",
+                            latency_ms=(time.perf_counter() - started) * 1000,
+                            memory_mb=_memory_mb(), cache_hit=hit)
+        except ProgramRejected as exc:
+            return self._error(f"{exc.message}: {'; '.join(exc.details)}", started, hit)
+        except BaseException as exc:  # the program's own failure, whatever it raised
+            if isinstance(exc, KeyboardInterrupt | SystemExit):
+                return self._error(f"{type(exc).__name__} is not allowed", started, hit)
+            return self._error(_describe(exc), started, hit)
+
+    def _error(self, message: str, started: float, hit: bool) -> Response:
+        return Response("error", error=message,
+                        latency_ms=(time.perf_counter() - started) * 1000,
+                        memory_mb=_memory_mb(), cache_hit=hit)
+
+
+def _write_all(stream: BinaryIO, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        written = stream.write(view)
+        view = view[written or 0:]
+
+
+def _memory_mb() -> float:
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 2)
+
+
+def main() -> None:
+    memory_mb, cpu_s, max_output, max_cached = (int(a) for a in sys.argv[1:5])
+    proto_in = os.fdopen(os.dup(0), "rb", buffering=0)
+    proto_out = os.fdopen(os.dup(1), "wb", buffering=0)
+    devnull = os.open(os.devnull, os.O_RDWR)
+    for fd in (0, 1):
+        os.dup2(devnull, fd)
+    os.close(devnull)
+    signal.signal(signal.SIGALRM, _on_alarm)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    sys.setrecursionlimit(400)
+    _no_network()
+    _limit(memory_mb)
+    worker = Worker(cpu_s, max_output, max_cached)
+    _write_all(proto_out, frame(Ready(pid=os.getpid())))
+    while True:
+        try:
+            (size,) = HEADER.unpack(_read_exact(proto_in, HEADER.size))
+            request = request_decoder.decode(_read_exact(proto_in, size))
+        except EOFError:
+            return
+        _write_all(proto_out, frame(worker.handle(request)))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,124 @@
+"""Real worker processes: programs run, hostile ones end as error or timeout, the pool heals,
+and nobody else's call is disturbed."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import pytest
+
+from loopai.core.sandbox import SandboxPool
+from loopai.core.sandbox.policy import check_program
+
+CLASSIFY = (
+    "import re\n"
+    "def classify(text):\n"
+    "    return 'positive' if re.search(r'good|love', text) else 'negative'\n"
+)
+ECHO = "def run(input):\n    return input\n"
+
+
+@pytest.fixture
+async def pool() -> AsyncIterator[SandboxPool]:
+    sandbox = SandboxPool(workers=2, memory_mb=256, cpu_seconds=5, max_output_bytes=100_000)
+    await sandbox.start()
+    yield sandbox
+    await sandbox.close()
+
+
+async def test_runs_a_program_and_caches_it_per_worker(pool: SandboxPool) -> None:
+    first = await pool.run("p1", CLASSIFY, {"text": "I love it"}, 1000)
+    assert (first.status, first.output, first.cache_hit) == ("success", "positive", False)
+    assert first.memory_usage_mb is not None and first.memory_usage_mb > 0
+    results = [await pool.run("p1", CLASSIFY, "meh", 1000) for _ in range(3)]
+    assert [r.output for r in results] == ["negative"] * 3
+    assert any(r.cache_hit for r in results)  # two workers: by the third call, one has it
+
+
+async def test_classify_needs_text(pool: SandboxPool) -> None:
+    result = await pool.run("p1", CLASSIFY, {"words": 1}, 1000)
+    assert result.status == "error" and "'text'" in (result.error_message or "")
+
+
+async def test_allowed_modules_are_usable_but_hide_their_module_references(
+        pool: SandboxPool) -> None:
+    ok = await pool.run("stats", "import statistics\ndef run(x):\n    return statistics.mean(x)\n",
+                        [1, 2, 3], 1000)
+    assert (ok.status, ok.output) == ("success", 2)
+    # statistics imports sys; the proxy a program gets has no `sys` on it.
+    escape = ("import statistics\n"
+              "def run(x):\n    return statistics.sys.modules['os'].getcwd()\n")
+    result = await pool.run("esc", escape, None, 1000)
+    assert result.status == "error" and "has no attribute 'sys'" in (result.error_message or "")
+
+
+HOSTILE = {
+    "infinite loop": ("def run(x):\n    while True:\n        pass\n", "timeout", "timed out"),
+    "loop that swallows the timer": (
+        "def run(x):\n    n = 0\n    while True:\n        try:\n            while True:\n"
+        "                n += 1\n        except:\n            n = 0\n",
+        "timeout", "worker replaced"),
+    "memory bomb": ("def run(x):\n    return 'x' * (10 ** 10)\n", "error", "MemoryError"),
+    "growing memory bomb": ("def run(x):\n    a = []\n    while True:\n"
+                            "        a.append(' ' * 10 ** 6)\n", "error", "MemoryError"),
+    "huge output": ("def run(x):\n    return 'x' * 10 ** 6\n", "error", "output too large"),
+    "deep recursion": ("def run(x):\n    return run(x)\n", "error", "RecursionError"),
+    "raises": ("def run(x):\n    raise ValueError('nope')\n", "error", "ValueError: nope"),
+    "not JSON": ("def run(x):\n    return object()\n", "error", "output is not JSON"),
+    "exits": ("def run(x):\n    raise SystemExit(3)\n", "error", "SystemExit"),
+}
+
+
+@pytest.mark.parametrize("name", list(HOSTILE))
+async def test_hostile_programs_end_cleanly_and_the_pool_heals(pool: SandboxPool,
+                                                               name: str) -> None:
+    code, status, needle = HOSTILE[name]
+    check_program(code)  # these pass the compile-time rules: the runtime must stop them
+    bystander = asyncio.create_task(pool.run("echo", ECHO, {"n": 1}, 5000))
+    result = await pool.run(f"hostile-{name}", code, None, 400)
+    assert result.status == status, result
+    assert needle in (result.error_message or ""), result
+    assert (await bystander).output == {"n": 1}
+    after = [await pool.run("echo", ECHO, i, 5000) for i in range(4)]
+    assert [r.output for r in after] == [0, 1, 2, 3]
+    await asyncio.sleep(0)
+    assert pool.stats()["workers"] + (1 if "replaced" in needle else 0) >= 2
+
+
+async def test_runtime_refusals_when_a_program_skips_the_upload_check(pool: SandboxPool) -> None:
+    """The worker checks again: code reaching it some other way gets the same rules."""
+    for code, needle in [
+        ("import os\ndef run(x):\n    return os.fork()\n", "import of 'os'"),
+        ("def run(x):\n    return open('/etc/passwd').read()\n", "use of 'open'"),
+        ("import socket\ndef run(x):\n    return socket.socket()\n", "import of 'socket'"),
+        ("def run(x):\n    return ().__class__.__base__.__subclasses__()\n", "'__class__'"),
+    ]:
+        result = await pool.run("raw", code, None, 1000)
+        assert result.status == "error" and needle in (result.error_message or ""), result
+
+
+async def test_a_dead_worker_is_reported_and_replaced(pool: SandboxPool) -> None:
+    victim = await pool._idle.get()  # white box: kill one worker while it is idle
+    victim.kill()
+    await victim.proc.wait()
+    pool._idle.put_nowait(victim)
+    results = [await pool.run("echo", ECHO, i, 2000) for i in range(2)]
+    statuses = sorted(r.status for r in results)
+    assert statuses in (["error", "success"], ["success", "success"])
+    died = [r for r in results if r.status == "error"]
+    assert all("worker died" in (r.error_message or "") for r in died)
+    for _ in range(50):
+        if pool.stats()["workers"] == 2:
+            break
+        await asyncio.sleep(0.1)
+    assert pool.stats()["workers"] == 2
+    assert (await pool.run("echo", ECHO, "ok", 2000)).output == "ok"
+
+
+async def test_many_timeouts_in_a_row_leave_a_working_pool(pool: SandboxPool) -> None:
+    loop = "def run(x):\n    n = 0\n    while True:\n        try:\n            n += 1\n" \
+           "        except BaseException:\n            pass\n"
+    results = await asyncio.gather(*(pool.run("loop", loop, None, 200) for _ in range(4)))
+    assert {r.status for r in results} == {"timeout"}
+    assert (await pool.run("echo", ECHO, [1], 5000)).output == [1]
