@@ -17,8 +17,13 @@ from litestar.openapi.plugins import SwaggerRenderPlugin
 from prometheus_client import CollectorRegistry
 
 from loopai import __version__
-from loopai.api.errors import EXCEPTION_HANDLERS, request_id_middleware
+from loopai.api.errors import (
+    EXCEPTION_HANDLERS,
+    add_request_id_header,
+    request_id_middleware,
+)
 from loopai.api.http_metrics import HttpMetrics
+from loopai.api.rate_limit import rate_limit
 from loopai.api.routes import (
     artifacts,
     auth,
@@ -163,6 +168,9 @@ def create_app(settings: Settings | None = None) -> Litestar:
         executions.list_executions,
         executions.get_execution,
     ]
+    middleware: list[Any] = [request_id_middleware, http_metrics.middleware, transport_middleware]
+    if settings.http_rate_limit > 0:
+        middleware.append(rate_limit(settings.http_rate_limit).middleware)
     return Litestar(
         route_handlers=route_handlers,
         lifespan=[lifespan],
@@ -170,7 +178,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
         dependencies={"hub": Provide(lambda: hub, sync_to_thread=False),
                       "domain": Provide(lambda: domain, sync_to_thread=False)},
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
-        middleware=[request_id_middleware, http_metrics.middleware, transport_middleware],
+        middleware=middleware,
+        before_send=[add_request_id_header],
         request_max_body_size=1_048_576,
         openapi_config=OpenAPIConfig(
             title="Loopai Hub API",

@@ -91,6 +91,10 @@ class Settings:
     metrics_interval_ms: int = 1_000
     """How often `metrics.snapshot` goes to the `metrics` topic; 0 turns it off."""
 
+    http_rate_limit: int = 0
+    """HTTP requests per second one client (its bearer credential, else its address) may make
+    to the API before 429; 0 = off (behind a balancer, limit at the edge or key by token)."""
+
     # --- program execution
     sandbox_workers: int = 2
     """Worker processes that run programs (each runs one call at a time)."""

@@ -131,5 +131,21 @@ def test_scopes(api_server: HubProcess, api: httpx.Client) -> None:
 def test_request_ids_and_oversized_bodies(api: httpx.Client) -> None:
     response = api.get("/api/v1/tasks", headers={"x-request-id": "trace-me-42"})
     assert response.headers["x-request-id"] == "trace-me-42"
+    unmatched = api.get("/api/v1/nowhere", headers={"x-request-id": "trace-me-43"})
+    assert error_of(unmatched, 404, "not_found")["trace_id"] == "trace-me-43"
     big = {"name": "big", "input_schema": {}, "output_schema": {}, "description": "x" * 2_000_000}
     error_of(api.post("/api/v1/tasks", json=big), 413, "payload_too_large")
+
+
+def test_rate_limit_answers_429_in_the_error_shape() -> None:
+    server = HubProcess(env={"LOOPAI_HTTP_RATE_LIMIT": "5"}).start()
+    try:
+        with httpx.Client(base_url=server.http) as client:
+            statuses = [client.get("/api/v1/tasks").status_code for _ in range(12)]
+            assert statuses[:5] == [200] * 5 and 429 in statuses
+            limited = client.get("/api/v1/tasks")
+            if limited.status_code == 429:
+                error_of(limited, 429, "rate_limited")
+            assert client.get("/api/v1/health/live").status_code == 200  # never limited
+    finally:
+        server.stop()

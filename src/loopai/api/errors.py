@@ -18,6 +18,7 @@ import msgspec
 from litestar import Request, Response
 from litestar.enums import ScopeType
 from litestar.exceptions import HTTPException, ValidationException
+from litestar.openapi.datastructures import ResponseSpec
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 from loopai.core.errors import DomainError
@@ -71,7 +72,14 @@ _STATUS_CODES = {
 
 
 def request_id(request: Request[Any, Any, Any]) -> str:
-    return str(request.scope.get("state", {}).get("request_id", "")) or uuid.uuid4().hex
+    """The request's id; for requests no middleware saw (unmatched routes), taken from the
+    header or made here, and kept so the response header says the same."""
+    state = request.scope.setdefault("state", {})
+    rid = state.get("request_id")
+    if not rid:
+        rid = request.headers.get("x-request-id", "")[:128] or uuid.uuid4().hex
+        state["request_id"] = rid
+    return str(rid)
 
 
 def error_response(
@@ -165,6 +173,19 @@ EXCEPTION_HANDLERS: dict[type[Exception], Any] = {
 }
 
 
+async def add_request_id_header(message: Message, scope: Scope) -> None:
+    """A `before_send` hook, so responses made from exceptions raised in middleware (429,
+    413) carry the header too: hooks wrap the app's outermost `send`."""
+    if message["type"] != "http.response.start":
+        return
+    state = scope.setdefault("state", {})
+    rid = state.get("request_id") or uuid.uuid4().hex
+    state["request_id"] = rid
+    headers = list(message.get("headers", []))
+    headers.append((b"x-request-id", rid.encode("latin-1")))
+    message["headers"] = headers
+
+
 def request_id_middleware(app: ASGIApp) -> ASGIApp:
     """Takes `X-Request-ID` from the request (or makes one) and returns it on every response."""
 
@@ -181,13 +202,26 @@ def request_id_middleware(app: ASGIApp) -> ASGIApp:
         scope.setdefault("state", {})["request_id"] = rid
         scope["state"]["request_started"] = time.perf_counter()
 
-        async def send_with_id(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                headers = list(message.get("headers", []))
-                headers.append((b"x-request-id", rid.encode("latin-1")))
-                message["headers"] = headers
-            await send(message)
-
-        await app(scope, receive, send_with_id)
+        await app(scope, receive, send)
 
     return middleware
+
+
+_DESCRIPTIONS = {
+    400: "Invalid request: `details` lists each field",
+    401: "Missing, invalid or expired credentials",
+    403: "The credential lacks the scope this needs",
+    404: "No such resource",
+    409: "Conflicts with the resource's state",
+    413: "Request body too large",
+    429: "Rate limited; retry later",
+    500: "Internal error (never a stack trace)",
+    503: "A dependency (database, backplane) is down; see Retry-After",
+}
+
+
+def documented(*extra: int) -> dict[int, ResponseSpec]:
+    """OpenAPI entries for the errors a route can answer with, all in the one error shape."""
+    codes = sorted({400, 401, 403, 413, 429, 500, 503, *extra})
+    return {code: ResponseSpec(data_container=ErrorBody, description=_DESCRIPTIONS[code])
+            for code in codes}

@@ -128,14 +128,14 @@ class ExecutionStatus(enum.StrEnum):
 
 class ExecuteRequest(msgspec.Struct, forbid_unknown_fields=True):
     input: Annotated[Any, Meta(examples=[{"text": "I love it"}])]
-    version: Annotated[int, Meta(ge=1)] | None = None
+    version: Annotated[int, Meta(ge=1, le=2_147_483_647)] | None = None
     force_validation: bool = False
     timeout_ms: TimeoutMs = 5000
 
 
 class BatchExecuteRequest(msgspec.Struct, forbid_unknown_fields=True):
     inputs: Annotated[list[Any], Meta(min_length=1, max_length=1000)]
-    version: Annotated[int, Meta(ge=1)] | None = None
+    version: Annotated[int, Meta(ge=1, le=2_147_483_647)] | None = None
     force_validation: bool = False
     timeout_ms: TimeoutMs = 5000
 

@@ -8,14 +8,19 @@ from litestar import get, post
 from litestar.params import Parameter
 
 from loopai.api.auth import requires
+from loopai.api.errors import documented
 from loopai.api.routes.tasks import TaskId
 from loopai.core.models import Artifact, ArtifactCreate, ArtifactList
 from loopai.core.runtime import Domain
 
-Version = Annotated[int, Parameter(ge=1, description="Artifact version (1, 2, …)")]
+ERRORS = documented(404, 409)
+
+Version = Annotated[int, Parameter(ge=1, le=2_147_483_647,
+                                   description="Artifact version (1, 2, …)")]
 
 
-@post("/api/v1/tasks/{task_id:str}/artifacts", guards=[requires("write")], status_code=201,
+@post("/api/v1/tasks/{task_id:str}/artifacts", responses=ERRORS,
+      guards=[requires("write")], status_code=201,
       tags=["artifacts"], summary="Upload a program: checked, run on the task's examples,"
       " stored as the next version")
 async def upload_artifact(task_id: TaskId, data: ArtifactCreate, domain: Domain,
@@ -23,19 +28,22 @@ async def upload_artifact(task_id: TaskId, data: ArtifactCreate, domain: Domain,
     return await domain.artifacts.upload(task_id, data, activate)
 
 
-@get("/api/v1/tasks/{task_id:str}/artifacts", guards=[requires("read")], tags=["artifacts"],
+@get("/api/v1/tasks/{task_id:str}/artifacts", responses=ERRORS,
+     guards=[requires("read")], tags=["artifacts"],
      summary="List a task's artifacts")
 async def list_artifacts(task_id: TaskId, domain: Domain) -> ArtifactList:
     return ArtifactList(items=await domain.artifacts.list(task_id))
 
 
-@get("/api/v1/tasks/{task_id:str}/artifacts/{version:int}", guards=[requires("read")],
+@get("/api/v1/tasks/{task_id:str}/artifacts/{version:int}", responses=ERRORS,
+     guards=[requires("read")],
      tags=["artifacts"], summary="Get one artifact version")
 async def get_artifact(task_id: TaskId, version: Version, domain: Domain) -> Artifact:
     return await domain.artifacts.get(task_id, version)
 
 
-@post("/api/v1/tasks/{task_id:str}/artifacts/{version:int}/activate", status_code=200,
+@post("/api/v1/tasks/{task_id:str}/artifacts/{version:int}/activate", responses=ERRORS,
+      status_code=200,
       guards=[requires("write")], tags=["artifacts"],
       summary="Make a version the active one (the previous becomes deprecated)")
 async def activate_artifact(task_id: TaskId, version: Version, domain: Domain,

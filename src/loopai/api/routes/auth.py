@@ -8,8 +8,10 @@ import msgspec
 from litestar import Request, post
 
 from loopai.api.auth import principal_of
-from loopai.api.errors import ApiError
+from loopai.api.errors import ApiError, documented
 from loopai.hub.auth import Authenticator
+
+ERRORS = documented()
 
 
 class TokenRequest(msgspec.Struct, forbid_unknown_fields=True):
@@ -26,7 +28,7 @@ class TokenResponse(msgspec.Struct):
     """Unix seconds."""
 
 
-@post("/api/v1/auth/ws-token", status_code=201, tags=["auth"],
+@post("/api/v1/auth/ws-token", responses=ERRORS, status_code=201, tags=["auth"],
       summary="Mint a short-lived connection token for a browser")
 async def mint_ws_token(request: Request[Any, Any, Any],
                         data: TokenRequest | None = None) -> TokenResponse:

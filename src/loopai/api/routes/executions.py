@@ -8,7 +8,7 @@ from litestar import get, post
 from litestar.params import Parameter
 
 from loopai.api.auth import requires
-from loopai.api.errors import ApiError
+from loopai.api.errors import ApiError, documented
 from loopai.api.routes.tasks import Limit, TaskId
 from loopai.core.clock import parse_iso
 from loopai.core.models import (
@@ -22,21 +22,26 @@ from loopai.core.models import (
 from loopai.core.runtime import Domain
 from loopai.core.store.executions import ExecutionFilter
 
+ERRORS = documented(404, 409)
 
-@post("/api/v1/tasks/{task_id:str}/execute", guards=[requires("write")], status_code=200,
+
+@post("/api/v1/tasks/{task_id:str}/execute", responses=ERRORS,
+      guards=[requires("write")], status_code=200,
       tags=["executions"], summary="Run the task's program on one input")
 async def execute(task_id: TaskId, data: ExecuteRequest, domain: Domain) -> Execution:
     return await domain.executor.execute(task_id, data)
 
 
-@post("/api/v1/tasks/{task_id:str}/execute/batch", guards=[requires("write")], status_code=200,
+@post("/api/v1/tasks/{task_id:str}/execute/batch", responses=ERRORS,
+      guards=[requires("write")], status_code=200,
       tags=["executions"], summary="Run the task's program on up to 1000 inputs")
 async def execute_batch(task_id: TaskId, data: BatchExecuteRequest,
                         domain: Domain) -> BatchExecuteResult:
     return await domain.executor.execute_batch(task_id, data)
 
 
-@get("/api/v1/tasks/{task_id:str}/executions", guards=[requires("read")], tags=["executions"],
+@get("/api/v1/tasks/{task_id:str}/executions", responses=ERRORS,
+     guards=[requires("read")], tags=["executions"],
      summary="A task's executions, newest first (cursor-paged)")
 async def list_executions(
     task_id: TaskId,
@@ -60,7 +65,8 @@ async def list_executions(
     return await domain.executor.list(task_id, where, limit, cursor)
 
 
-@get("/api/v1/executions/{execution_id:str}", guards=[requires("read")], tags=["executions"],
+@get("/api/v1/executions/{execution_id:str}", responses=ERRORS,
+     guards=[requires("read")], tags=["executions"],
      summary="One execution record")
 async def get_execution(
     execution_id: Annotated[str, Parameter(max_length=64)], domain: Domain

@@ -4,45 +4,48 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from litestar import Response, delete, get, patch, post
+from litestar import delete, get, patch, post
 from litestar.params import Parameter
 
 from loopai.api.auth import requires
+from loopai.api.errors import documented
 from loopai.core.models import Task, TaskCreate, TaskPage, TaskUpdate
 from loopai.core.runtime import Domain
+
+ERRORS = documented(404, 409)
 
 TaskId = Annotated[str, Parameter(description="The task's id", max_length=64)]
 Limit = Annotated[int, Parameter(ge=1, le=500, description="Items per page")]
 
 
-@post("/api/v1/tasks", guards=[requires("write")], status_code=201, tags=["tasks"],
+@post("/api/v1/tasks", responses=ERRORS,
+      guards=[requires("write")], status_code=201, tags=["tasks"],
       summary="Create a task")
 async def create_task(data: TaskCreate, domain: Domain) -> Task:
     return await domain.tasks.create(data)
 
 
-@get("/api/v1/tasks", guards=[requires("read")], tags=["tasks"],
+@get("/api/v1/tasks", responses=ERRORS, guards=[requires("read")], tags=["tasks"],
      summary="List tasks (oldest first, cursor-paged)")
 async def list_tasks(domain: Domain, limit: Limit = 50,
                      cursor: Annotated[str | None, Parameter(max_length=512)] = None) -> TaskPage:
     return await domain.tasks.list(limit, cursor)
 
 
-@get("/api/v1/tasks/{task_id:str}", guards=[requires("read")], tags=["tasks"],
+@get("/api/v1/tasks/{task_id:str}", responses=ERRORS, guards=[requires("read")], tags=["tasks"],
      summary="Get a task")
 async def get_task(task_id: TaskId, domain: Domain) -> Task:
     return (await domain.tasks.get(task_id)).to_api()
 
 
-@patch("/api/v1/tasks/{task_id:str}", guards=[requires("write")], tags=["tasks"],
+@patch("/api/v1/tasks/{task_id:str}", responses=ERRORS, guards=[requires("write")], tags=["tasks"],
        summary="Change a task's fields")
 async def update_task(task_id: TaskId, data: TaskUpdate, domain: Domain) -> Task:
     return await domain.tasks.update(task_id, data)
 
 
-@delete("/api/v1/tasks/{task_id:str}", guards=[requires("admin")], tags=["tasks"],
+@delete("/api/v1/tasks/{task_id:str}", responses=ERRORS, guards=[requires("admin")], tags=["tasks"],
         status_code=204, summary="Delete a task (409 while it has an active program unless"
         " force=true)")
-async def delete_task(task_id: TaskId, domain: Domain, force: bool = False) -> Response[None]:
+async def delete_task(task_id: TaskId, domain: Domain, force: bool = False) -> None:
     await domain.tasks.delete(task_id, force)
-    return Response(None, status_code=204)

@@ -9,11 +9,13 @@ from litestar import Request, get, post
 from litestar.params import Parameter
 
 from loopai.api.auth import principal_of, requires
-from loopai.api.errors import ApiError
+from loopai.api.errors import ApiError, documented
 from loopai.errors import InvalidCursor
 from loopai.hub.hub import Hub
 from loopai.hub.topics import InvalidTopic, is_reserved, validate_topic
 from loopai.hub.types import Cursor, Topic
+
+ERRORS = documented()
 
 
 class PublishBody(msgspec.Struct, forbid_unknown_fields=True):
@@ -51,7 +53,8 @@ def _topic(request: Request[Any, Any, Any], name: str) -> Topic:
     return topic
 
 
-@post("/api/v1/topics/{topic:str}/events", guards=[requires("publish")], status_code=201,
+@post("/api/v1/topics/{topic:str}/events", responses=ERRORS,
+      guards=[requires("publish")], status_code=201,
       summary="Publish an event to a topic", tags=["hub"])
 async def publish_event(request: Request[Any, Any, Any], topic: str, data: PublishBody,
                         hub: Hub) -> PublishResult:
@@ -62,7 +65,7 @@ async def publish_event(request: Request[Any, Any, Any], topic: str, data: Publi
     return PublishResult(topic=checked, cursor=event.cursor)
 
 
-@get("/api/v1/topics/{topic:str}/events", guards=[requires("subscribe")],
+@get("/api/v1/topics/{topic:str}/events", responses=ERRORS, guards=[requires("subscribe")],
      summary="Read a topic's history after a cursor", tags=["hub"])
 async def read_events(
     request: Request[Any, Any, Any],
