@@ -12,6 +12,7 @@ from typing import Any
 
 import uvicorn
 
+from loopai import logs
 from loopai.app import create_app, drain
 from loopai.config import Settings
 from loopai.errors import ConfigurationError
@@ -65,14 +66,14 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigurationError as exc:
         print(f"loopai: configuration error: {exc}", file=sys.stderr)
         return 2
-    logging.basicConfig(level=settings.log_level.upper(),
-                        format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    logs.configure(settings.log_level, settings.instance_id)
     heartbeat = settings.heartbeat_ms / 1000
     config = uvicorn.Config(
         app,
         host=settings.host,
         port=settings.port,
         log_level=settings.log_level,
+        log_config=None,  # our JSON handler on the root logger formats uvicorn too
         ws_max_size=settings.max_frame_bytes,
         # Compression would run once per subscriber per frame, undoing "encode once".
         ws_per_message_deflate=False,
