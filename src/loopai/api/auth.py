@@ -5,7 +5,7 @@ Routes declare what they need with `guards=[requires("read")]`.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from litestar.connection import ASGIConnection
@@ -38,10 +38,15 @@ def principal_of(connection: ASGIConnection[Any, Any, Any, Any]) -> Principal:
     return principal
 
 
-def requires(scope: str) -> Callable[[ASGIConnection[Any, Any, Any, Any], BaseRouteHandler], None]:
-    """A guard: the caller must hold `scope` (admin holds every scope)."""
+def requires(
+    scope: str,
+) -> Callable[[ASGIConnection[Any, Any, Any, Any], BaseRouteHandler], Awaitable[None]]:
+    """A guard: the caller must hold `scope` (admin holds every scope).
 
-    def guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+    Async on purpose: Litestar runs synchronous guards in a thread pool, which cost more
+    than the check itself on every request."""
+
+    async def guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
         principal = principal_of(connection)
         if not principal.has(scope):
             raise ApiError(403, "forbidden", f"this operation needs the '{scope}' scope")
