@@ -167,6 +167,8 @@ EXCEPTION_HANDLERS: dict[type[Exception], Any] = {
     ConnectionError: _handle_database_down,
     asyncpg.PostgresConnectionError: _handle_database_down,
     asyncpg.InterfaceError: _handle_database_down,
+    asyncpg.exceptions.OperatorInterventionError: _handle_database_down,
+    asyncpg.exceptions.CannotConnectNowError: _handle_database_down,
     asyncpg.IntegrityConstraintViolationError: _handle_integrity,
     sqlite3.IntegrityError: _handle_integrity,
     Exception: _handle_unexpected,

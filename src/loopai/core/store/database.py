@@ -205,31 +205,46 @@ class PostgresDatabase:
             raise DatabaseUnavailable("database is closed")
         return self._pool
 
+    @contextlib.asynccontextmanager
+    async def _acquire(self) -> AsyncIterator[Any]:
+        """A pooled connection; failing to get one (server down, database gone, auth
+        refused) is DatabaseUnavailable, which the API answers with 503."""
+        try:
+            conn = await self._p().acquire(timeout=10)
+        except DatabaseUnavailable:
+            raise
+        except Exception as exc:
+            raise DatabaseUnavailable(f"{type(exc).__name__}: {exc}") from exc
+        try:
+            yield conn
+        finally:
+            await self._p().release(conn)
+
     async def execute(self, sql: str, *args: Any) -> int:
-        async with self._p().acquire() as conn:
+        async with self._acquire() as conn:
             return await _PgHandle(conn).execute(sql, *args)
 
     async def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
-        async with self._p().acquire() as conn, conn.transaction():
+        async with self._acquire() as conn, conn.transaction():
             await conn.executemany(sql, rows)
 
     async def fetch(self, sql: str, *args: Any) -> list[Row]:
-        async with self._p().acquire() as conn:
+        async with self._acquire() as conn:
             return await _PgHandle(conn).fetch(sql, *args)
 
     async def fetchrow(self, sql: str, *args: Any) -> Row | None:
-        async with self._p().acquire() as conn:
+        async with self._acquire() as conn:
             return await _PgHandle(conn).fetchrow(sql, *args)
 
     @contextlib.asynccontextmanager
     async def transaction(self) -> AsyncIterator[Database]:
-        async with self._p().acquire() as conn:
+        async with self._acquire() as conn:
             handle = _PgHandle(conn)
             async with handle.transaction() as tx:
                 yield tx
 
     async def ping(self) -> None:
-        async with self._p().acquire() as conn:
+        async with self._acquire() as conn:
             await conn.fetchval("SELECT 1")
 
 
