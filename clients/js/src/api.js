@@ -122,8 +122,10 @@ export class ApiClient {
   getArtifact(taskId, version) {
     return this.request('GET', `/api/v1/tasks/${enc(taskId)}/artifacts/${enc(version)}`);
   }
-  activateArtifact(taskId, version) {
-    return this.request('POST', `/api/v1/tasks/${enc(taskId)}/artifacts/${enc(version)}/activate`);
+  activateArtifact(taskId, version, { force = false } = {}) {
+    return this.request('POST', `/api/v1/tasks/${enc(taskId)}/artifacts/${enc(version)}/activate`, {
+      query: force ? { force: true } : {},
+    });
   }
 
   // ---- execution

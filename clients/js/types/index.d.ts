@@ -287,7 +287,7 @@ export declare class ApiClient {
   listArtifacts(taskId: string, query?: Query): Promise<any>;
   uploadArtifact(taskId: string, artifact: { code: string; language?: string; [key: string]: unknown }, options?: { activate?: boolean }): Promise<Artifact>;
   getArtifact(taskId: string, version: number | string): Promise<Artifact>;
-  activateArtifact(taskId: string, version: number | string): Promise<Artifact>;
+  activateArtifact(taskId: string, version: number | string, options?: { force?: boolean }): Promise<Artifact>;
   execute(taskId: string, request: ExecuteRequest): Promise<Execution>;
   executeBatch(taskId: string, request: { inputs: Json[]; [key: string]: unknown }): Promise<any>;
   listExecutions(taskId: string, query?: Query): Promise<any>;
