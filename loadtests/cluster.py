@@ -33,16 +33,14 @@ HUB_ENV = {"LOOPAI_PUBLISH_RATE": "100000", "LOOPAI_PUBLISH_BURST": "100000",
            "LOOPAI_SEND_QUEUE_MAX": "100000", "LOOPAI_MAX_SUBSCRIPTIONS": "10"}
 
 
-async def _publish(pub: ClientConnection, rate: float, duration: float, tag: int,
-                   accepted: list[int]) -> None:
-    """Fixed-rate publishes; `published` replies are counted by a reader task."""
+async def _acks(pub: ClientConnection, accepted: list[int]) -> None:
+    async for frame in pub:
+        text = frame if isinstance(frame, str) else frame.decode()
+        accepted[0] += text.count('"op":"published"')
 
-    async def acks() -> None:
-        async for frame in pub:
-            text = frame if isinstance(frame, str) else frame.decode()
-            accepted[0] += text.count('"op":"published"')
 
-    counter = asyncio.create_task(acks())
+async def _publish(pub: ClientConnection, rate: float, duration: float, tag: int) -> None:
+    """Fixed-rate publishes, not waiting for replies (the acks are counted apart)."""
     total = int(rate * duration)
     start = time.perf_counter()
     for i in range(total):
@@ -51,8 +49,6 @@ async def _publish(pub: ClientConnection, rate: float, duration: float, tag: int
         delay = start + (i + 1) / rate - time.perf_counter()
         if delay > 0:
             await asyncio.sleep(delay)
-    await asyncio.sleep(2)
-    counter.cancel()
 
 
 async def run_case(urls: list[str], subscribers: int, rate: int,
@@ -67,22 +63,34 @@ async def run_case(urls: list[str], subscribers: int, rate: int,
     stats = Stats()
     readers = [asyncio.create_task(_reader(ws, stats, i < 30)) for i, ws in enumerate(subs)]
     accepted = [0]
+    counters = [asyncio.create_task(_acks(p, accepted)) for p in pubs]
     start = time.perf_counter()
-    await asyncio.gather(*(_publish(p, rate / len(pubs), duration, i, accepted)
+    await asyncio.gather(*(_publish(p, rate / len(pubs), duration, i)
                            for i, p in enumerate(pubs)))
-    expected = accepted[0] * subscribers
+    sent_for = time.perf_counter() - start
+    # Wait until every accepted event has arrived, or nothing moves for 3 s (30 s at most).
     deadline = time.perf_counter() + 30
-    while stats.received < expected and time.perf_counter() < deadline:  # noqa: ASYNC110
-        await asyncio.sleep(0.05)
-    elapsed = time.perf_counter() - start
-    for task in readers:
+    last, still_since = (-1, -1), time.perf_counter()
+    while time.perf_counter() < deadline:
+        now = (accepted[0], stats.received)
+        if now[1] >= now[0] * subscribers and now[0] > 0 and now == last:
+            break
+        if now != last:
+            last, still_since = now, time.perf_counter()
+        elif time.perf_counter() - still_since > 3:
+            break
+        await asyncio.sleep(0.1)
+    done_at = max(still_since, start + sent_for)
+    elapsed = done_at - start
+    expected = accepted[0] * subscribers
+    for task in [*readers, *counters]:
         task.cancel()
     for ws in [*subs, *pubs]:
         await ws.close()
     return {
         "instances": len(urls),
         "events_accepted": accepted[0],
-        "events_per_s": accepted[0] / duration,
+        "events_per_s": accepted[0] / elapsed,
         "deliveries_per_s": stats.received / elapsed,
         "lost": expected - stats.received,
         "p50_ms": percentile(stats.latencies, 50) * 1000,
