@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Coroutine, Iterable
 from typing import Any
 
 import msgspec
@@ -106,10 +106,13 @@ class Hub:
                     if not members:
                         del index[topic]
             if topic not in self._live and topic not in self._recovering:
-                task = asyncio.get_running_loop().create_task(self._maybe_unwatch(topic))
-                # The loop keeps only weak references to tasks.
-                self._background.add(task)
-                task.add_done_callback(self._background.discard)
+                self._spawn(self._maybe_unwatch(topic))
+
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(work)
+        # The loop keeps only weak references to tasks.
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
     def _slow_consumer(self, conn: Connection) -> None:
         self.metrics.slow_consumer_closes.inc()
@@ -133,6 +136,10 @@ class Hub:
                     self._forget(conn, command.topics)
                     conn.push(m.encode(m.Unsubscribed(topics=list(command.topics),
                                                       ref=command.ref)))
+                case PublishCommand() if self.backplane.pipelined:
+                    # Not awaited: the next frame may publish before this one's round trip
+                    # ends. The backplane keeps call order, so events and replies stay ordered.
+                    self._spawn(self._publish_for(conn, command))
                 case PublishCommand():
                     await self._publish_for(conn, command)
 

@@ -75,6 +75,9 @@ class Backplane(ABC):
     """Stores each topic's history and moves events between instances."""
 
     name: str = "backplane"
+    pipelined: bool = False
+    """True when `publish` waits for a network round trip: the hub then lets one connection
+    have several publishes in flight (their order kept by the backplane) instead of one."""
 
     @abstractmethod
     async def start(self, listener: EventListener) -> None:

@@ -53,6 +53,7 @@ def decode_announcement(topic: str, payload: bytes) -> Event:
 
 class RedisBackplane(Backplane):
     name = "redis"
+    pipelined = True
 
     def __init__(self, url: str, *, max_events: int = 1000, max_age_ms: int = 3_600_000,
                  prefix: str = "loopai:", check_interval_s: float = 1.0) -> None:
@@ -75,6 +76,8 @@ class RedisBackplane(Backplane):
         self._probe_seen = time.monotonic()
         self._closed = False
         self._needs_backfill = False
+        self._outbox: list[tuple[list[str], list[Any], asyncio.Future[Any]]] = []
+        self._sender: asyncio.Task[None] | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings) -> RedisBackplane:
@@ -214,20 +217,38 @@ class RedisBackplane(Backplane):
     # --- operations
 
     async def publish(self, topic: Topic, type: str, data: msgspec.Raw, ts: int) -> Event:
+        """Queues the publish for the sender, which sends everything queued as one pipeline:
+        one round trip for however many publishes arrived meanwhile, in call order."""
         if not self._healthy:
             raise BackplaneUnavailable(self._detail)
-        try:
-            cursor = await self._script(
-                keys=[self._epoch_key, self._stream(topic), self._channel(topic),
-                      self._trimmed(topic)],
-                args=[self._max_events, type, ts, bytes(data), secrets.token_hex(4),
-                      self._max_age_ms],
-            )
-        except (RedisError, OSError) as exc:
-            self._set_unhealthy(f"publish failed: {exc}")
-            raise BackplaneUnavailable(str(exc)) from exc
+        keys = [self._epoch_key, self._stream(topic), self._channel(topic), self._trimmed(topic)]
+        args = [self._max_events, type, ts, bytes(data), secrets.token_hex(4), self._max_age_ms]
+        done: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._outbox.append((keys, args, done))
+        if self._sender is None or self._sender.done():
+            self._sender = asyncio.create_task(self._send_outbox())
+        cursor = await done
         text = cursor.decode() if isinstance(cursor, bytes) else str(cursor)
         return Event(topic, text, type, ts, data)
+
+    async def _send_outbox(self) -> None:
+        while self._outbox:
+            batch, self._outbox = self._outbox, []
+            try:
+                pipe = self._redis.pipeline(transaction=False)
+                for keys, args, _ in batch:
+                    await self._script(keys=keys, args=args, client=pipe)
+                results = await pipe.execute(raise_on_error=False)
+            except (RedisError, OSError) as exc:
+                self._set_unhealthy(f"publish failed: {exc}")
+                results = [exc] * len(batch)
+            for (_, _, done), result in zip(batch, results, strict=True):
+                if done.done():
+                    continue
+                if isinstance(result, BaseException):
+                    done.set_exception(BackplaneUnavailable(str(result)))
+                else:
+                    done.set_result(result)
 
     async def _epoch(self) -> Epoch:
         fresh = secrets.token_hex(4)
