@@ -34,7 +34,7 @@ test-fast: $(VENV)/.installed
 	$(PY) -m pytest -m "not slow" clients/python/tests $(PYTEST_ARGS)
 
 lint: $(VENV)/.installed
-	$(VENV)/bin/ruff check src tests clients/python
+	$(VENV)/bin/ruff check src tests clients/python loadtests
 	$(VENV)/bin/mypy src
 	$(VENV)/bin/mypy --strict clients/python/src
 

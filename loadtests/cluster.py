@@ -25,7 +25,6 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from fanout import Stats, _open, _reader, percentile  # noqa: E402
-
 from tests.support.hub_process import HubProcess  # noqa: E402
 from tests.support.redis_server import RedisServer  # noqa: E402
 
