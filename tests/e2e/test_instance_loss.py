@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -64,6 +65,12 @@ class Resuming:
             await self.task
 
 
+async def until(condition: Callable[[], bool], timeout: float = 20.0) -> None:
+    async with asyncio.timeout(timeout):
+        while not condition():  # noqa: ASYNC110 - conditions over plain lists, polled
+            await asyncio.sleep(0.01)
+
+
 async def _publish(url: str, acked: list[int], stop: asyncio.Event) -> None:
     pub = await HubTestClient.open(url)
     i = 0
@@ -89,20 +96,16 @@ async def test_clients_of_a_lost_instance_resume_elsewhere_with_nothing_lost(how
         acked: list[int] = []
         stop = asyncio.Event()
         publisher = asyncio.create_task(_publish(hubs[1].ws, acked, stop))
-        while len(acked) < 100:
-            await asyncio.sleep(0.01)
+        await until(lambda: len(acked) >= 100)
         if how == "kill -9":
             await asyncio.to_thread(hubs[0].kill)
         else:
             await asyncio.to_thread(hubs[0].terminate)
         before = len(acked)
-        while len(acked) < before + 200:
-            await asyncio.sleep(0.01)
+        await until(lambda: len(acked) >= before + 200)
         stop.set()
         await publisher
-        async with asyncio.timeout(20):
-            while any(len(s.seen) < len(acked) for s in subs):
-                await asyncio.sleep(0.05)
+        await until(lambda: all(len(s.seen) >= len(acked) for s in subs))
         await asyncio.sleep(0.2)  # anything extra (a duplicate) would show up now
         for sub in subs:
             assert sub.seen == acked, (how, len(sub.seen), len(acked))
