@@ -53,6 +53,27 @@ async def test_allowed_modules_are_usable_but_hide_their_module_references(
     assert result.status == "error" and "has no attribute 'sys'" in (result.error_message or "")
 
 
+async def test_programs_get_the_whole_allow_list(pool: SandboxPool) -> None:
+    code = (
+        "import datetime, json, statistics, difflib, unicodedata, string, itertools, math\n"
+        "import collections.abc\n"
+        "from collections import Counter\n"
+        "from collections.abc import Mapping\n"
+        "from functools import reduce\n"
+        "def run(input):\n"
+        "    day = datetime.datetime.strptime(input['date'], '%Y-%m-%d').strftime('%A')\n"
+        "    return [day, statistics.mean([1, 2, 6]), Counter('hello').most_common(1)[0][0],\n"
+        "            isinstance({}, Mapping), isinstance({}, collections.abc.Mapping),\n"
+        "            reduce(lambda a, b: a * b, range(1, 5)), unicodedata.category('a'),\n"
+        "            round(difflib.SequenceMatcher(None, 'abc', 'abd').ratio(), 2),\n"
+        "            json.loads('[1]'), string.digits[:3], list(itertools.islice('xyz', 2)),\n"
+        "            math.floor(2.5)]\n"
+    )
+    result = await pool.run("allowed", code, {"date": "2026-11-24"}, 2000)
+    assert result.output == ["Tuesday", 3, "l", True, True, 24, "Ll", 0.67, [1], "012",
+                             ["x", "y"], 2], result
+
+
 HOSTILE = {
     "infinite loop": ("def run(x):\n    while True:\n        pass\n", "timeout", "timed out"),
     "loop that swallows the timer": (
