@@ -85,12 +85,14 @@ async def test_restart_gives_one_gap_for_lost_history_then_every_event(how: str)
 
 @pytest.mark.slow
 async def test_moving_to_another_instance_resumes_with_no_gap() -> None:
+    """Three instances on one Redis: the subscriber's instance is killed (-9) mid-stream and
+    the address it dials now leads to another; the publisher sits on the third."""
     redis = RedisServer().start()
     env = {"LOOPAI_REDIS_URL": redis.url}
-    a, b = HubProcess(env=env).start(), HubProcess(env=env).start()
+    a, b, c = (HubProcess(env=env).start() for _ in range(3))
     proxy = await TcpProxy(a.port).start()
     sub = await Recorder(f"ws://127.0.0.1:{proxy.port}/ws", "py.move").start(**FAST)
-    stream = await Stream(b.ws, "py.move").start()
+    stream = await Stream(c.ws, "py.move").start()
     try:
         await until(lambda: len(stream.acked) >= 30, "the stream")
         proxy.upstream = b.port
@@ -102,8 +104,8 @@ async def test_moving_to_another_instance_resumes_with_no_gap() -> None:
         await stream.stop()
         await sub.stop()
         await proxy.stop()
-        a.kill()
-        b.kill()
+        for hub in (a, b, c):
+            hub.kill()
         redis.stop()
     assert_once_in_order(sub.numbers())
     assert_received(sub.numbers(), stream.acked)
