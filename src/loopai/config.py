@@ -95,6 +95,10 @@ class Settings:
     """HTTP requests per second one client (its bearer credential, else its address) may make
     to the API before 429; 0 = off (behind a balancer, limit at the edge or key by token)."""
 
+    execution_retention_s: int = 2_592_000
+    """Unsampled execution records older than this are deleted (sampled ones are kept for
+    validation); 0 keeps every record."""
+
     # --- program execution
     sandbox_workers: int = 2
     """Worker processes that run programs (each runs one call at a time)."""
@@ -111,6 +115,8 @@ class Settings:
                      "sandbox_workers", "sandbox_memory_mb", "sandbox_cpu_s"):
             if getattr(self, name) <= 0:
                 raise ConfigurationError(f"{name} must be positive")
+        if self.execution_retention_s < 0:
+            raise ConfigurationError("execution_retention_s must be 0 (keep all) or positive")
         if self.publish_rate <= 0:
             raise ConfigurationError("publish_rate must be positive")
         if self.max_frame_bytes < 1024:

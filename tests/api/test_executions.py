@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import time
 from typing import Any
 
 import httpx
@@ -173,3 +174,24 @@ def test_metrics_cover_http_executions_artifacts_and_cache(api: httpx.Client) ->
     assert "loopai_execution_latency_seconds_bucket" in text
     assert re.search(r'loopai_artifacts{status="active"} [1-9]', text)
     assert re.search(r'loopai_program_cache_total{result="hit"} [1-9]', text)
+
+
+def test_retention_drops_old_unsampled_records_and_keeps_sampled_ones() -> None:
+    server = HubProcess(env={"LOOPAI_EXECUTION_RETENTION_S": "1",
+                             "LOOPAI_SANDBOX_WORKERS": "1"}).start()
+    try:
+        with client_for(server, None) as api:
+            task = make_active_task(api, sampling_rate=0.0)
+            kept = execute(api, task["id"], input={"text": "good"}, force_validation=True)
+            dropped = execute(api, task["id"], input={"text": "good"})
+            base = f"/api/v1/tasks/{task['id']}/executions"
+            assert len(api.get(base).json()["items"]) == 2
+            deadline = time.monotonic() + 10
+            while len(api.get(base).json()["items"]) > 1 and time.monotonic() < deadline:
+                time.sleep(0.2)
+            items = api.get(base).json()["items"]
+            assert [e["execution_id"] for e in items] == [kept.json()["execution_id"]]
+            error_of(api.get(f"/api/v1/executions/{dropped.json()['execution_id']}"), 404,
+                     "not_found")
+    finally:
+        server.stop()

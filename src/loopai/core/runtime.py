@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from typing import Any
 
@@ -9,6 +11,7 @@ from prometheus_client import CollectorRegistry
 
 from loopai.config import Settings
 from loopai.core.artifacts import ArtifactService
+from loopai.core.clock import now_ms
 from loopai.core.events import DomainEvents
 from loopai.core.execution_writer import ExecutionWriter
 from loopai.core.executor import Executor
@@ -19,6 +22,7 @@ from loopai.core.sandbox import SandboxPool
 from loopai.core.schemas import SchemaCache
 from loopai.core.store import connect_database
 from loopai.core.store.artifacts import count_by_status
+from loopai.core.store.executions import delete_unsampled_before
 from loopai.core.store.migrations import migrate
 from loopai.core.tasks import TaskService
 from loopai.hub.hub import Hub
@@ -28,6 +32,8 @@ log = logging.getLogger("loopai.core")
 
 class Domain:
     def __init__(self, settings: Settings, hub: Hub, registry: CollectorRegistry) -> None:
+        self.retention_s = settings.execution_retention_s
+        self._sweeper: asyncio.Task[None] | None = None
         self.db = connect_database(settings.database_url)
         self.hub = hub
         self.metrics = DomainMetrics(registry)
@@ -54,9 +60,30 @@ class Domain:
         await self.events.start()
         await self.hub.listen("tasks", self.programs.on_event)
         await self.hub.listen("artifacts", self.programs.on_event)
+        if self.retention_s > 0:
+            self._sweeper = asyncio.create_task(self._sweep(), name="execution-retention")
+
+    async def _sweep(self) -> None:
+        """Deletes expired unsampled records, a few times per retention period (every
+        instance does it; the deletes are idempotent)."""
+        interval = min(max(self.retention_s / 4, 1.0), 3600.0)
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                removed = await delete_unsampled_before(self.db,
+                                                        now_ms() - self.retention_s * 1000)
+            except Exception as exc:
+                log.warning("execution retention sweep failed: %s", type(exc).__name__)
+                continue
+            if removed:
+                log.info("retention: removed %d unsampled execution records", removed)
 
     async def close(self) -> None:
         """Stored and published what is pending, then let go of workers and the database."""
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._sweeper
         await self.writer.close()
         await self.events.close()
         await self.pool.close()

@@ -111,3 +111,10 @@ async def list_executions(
         f" ORDER BY executed_at DESC, id DESC LIMIT {arg(limit)}"
     )
     return [_record(r) for r in await db.fetch(sql, *args)]
+
+
+async def delete_unsampled_before(db: Database, before_ms: int) -> int:
+    """Retention: drops unsampled records older than `before_ms`; sampled ones stay."""
+    return await db.execute(
+        "DELETE FROM executions WHERE sampled_for_validation = 0 AND executed_at < $1",
+        before_ms)
