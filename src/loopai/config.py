@@ -99,6 +99,10 @@ class Settings:
     """Unsampled execution records older than this are deleted (sampled ones are kept for
     validation); 0 keeps every record."""
 
+    batch_deadline_s: float = 60.0
+    """Items of a batch execute not started within this many seconds fail with
+    `deadline_exceeded` instead of holding the request."""
+
     # --- program execution
     sandbox_workers: int = 2
     """Worker processes that run programs (each runs one call at a time)."""
@@ -115,6 +119,8 @@ class Settings:
                      "sandbox_workers", "sandbox_memory_mb", "sandbox_cpu_s"):
             if getattr(self, name) <= 0:
                 raise ConfigurationError(f"{name} must be positive")
+        if self.batch_deadline_s <= 0:
+            raise ConfigurationError("batch_deadline_s must be positive")
         if self.execution_retention_s < 0:
             raise ConfigurationError("execution_retention_s must be 0 (keep all) or positive")
         if self.publish_rate <= 0:

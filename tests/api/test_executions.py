@@ -195,3 +195,23 @@ def test_retention_drops_old_unsampled_records_and_keeps_sampled_ones() -> None:
                      "not_found")
     finally:
         server.stop()
+
+
+def test_a_batch_of_slow_programs_ends_at_its_deadline() -> None:
+    server = HubProcess(env={"LOOPAI_BATCH_DEADLINE_S": "1",
+                             "LOOPAI_SANDBOX_WORKERS": "1"}).start()
+    try:
+        with client_for(server, None) as api:
+            task = make_active_task(
+                api, code="def run(input):\n    while True:\n        pass\n", examples=[])
+            started = time.monotonic()
+            body = api.post(f"/api/v1/tasks/{task['id']}/execute/batch",
+                            json={"inputs": [{"text": str(i)} for i in range(30)],
+                                  "timeout_ms": 300}).json()
+            assert time.monotonic() - started < 10
+            codes = [r["error"]["code"] if "error" in r else r["execution"]["status"]
+                     for r in body["results"]]
+            assert codes[0] == "timeout" and codes[-1] == "deadline_exceeded"
+            assert body["succeeded"] == 0 and body["failed"] == 30
+    finally:
+        server.stop()

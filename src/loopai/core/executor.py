@@ -50,7 +50,7 @@ class Executor:
     def __init__(self, db: Database, pool: SandboxPool, schemas: SchemaCache,
                  programs: ProgramCache, writer: ExecutionWriter, events: DomainEvents,
                  metrics: DomainMetrics, batch_concurrency: int = 8,
-                 rng: random.Random | None = None) -> None:
+                 batch_deadline_s: float = 60.0, rng: random.Random | None = None) -> None:
         self.db = db
         self.pool = pool
         self.schemas = schemas
@@ -59,6 +59,7 @@ class Executor:
         self.events = events
         self.metrics = metrics
         self.batch_concurrency = batch_concurrency
+        self.batch_deadline_s = batch_deadline_s
         self.rng = rng or random.Random()
 
     def _check_input(self, task: TaskRecord, value: Any) -> None:
@@ -112,8 +113,12 @@ class Executor:
         return record.to_api(with_input=False)
 
     async def execute_batch(self, task_id: str, body: BatchExecuteRequest) -> BatchExecuteResult:
+        """Items run concurrently (bounded); items not started within the batch deadline get
+        `deadline_exceeded`, so a batch of slow programs cannot hold a request for hours."""
         task, artifact = await self.programs.resolve(task_id, body.version)
         gate = asyncio.Semaphore(self.batch_concurrency)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.batch_deadline_s
 
         async def one(index: int, value: Any) -> BatchItem:
             try:
@@ -121,6 +126,10 @@ class Executor:
             except DomainError as exc:
                 return BatchItem(index, error=ItemError(exc.code, exc.message, exc.details))
             async with gate:
+                if loop.time() > deadline:
+                    return BatchItem(index, error=ItemError(
+                        "deadline_exceeded",
+                        f"not started within the batch's {self.batch_deadline_s:.0f} s"))
                 record = await self._run(task, artifact, value, body.force_validation,
                                          body.timeout_ms)
             return BatchItem(index, execution=record.to_api(with_input=False))

@@ -48,7 +48,8 @@ class Domain:
         self.artifacts = ArtifactService(self.db, self.pool, self.events, self.programs)
         self.executor = Executor(self.db, self.pool, self.schemas, self.programs, self.writer,
                                  self.events, self.metrics,
-                                 batch_concurrency=max(2, settings.sandbox_workers * 2))
+                                 batch_concurrency=max(2, settings.sandbox_workers * 2),
+                                 batch_deadline_s=settings.batch_deadline_s)
 
     async def start(self) -> None:
         await self.db.start()
