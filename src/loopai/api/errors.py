@@ -152,7 +152,17 @@ def _handle_integrity(request: Request[Any, Any, Any], exc: Exception) -> Respon
 
 
 def _handle_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[ErrorBody]:
-    log.exception("unhandled error", extra={"trace_id": request_id(request)})
+    """Logged with its trace, announced on the hub's `errors` topic without it: operators
+    watching the dashboard see that something failed and the trace id to look up."""
+    trace_id = request_id(request)
+    log.exception("unhandled error", extra={"trace_id": trace_id})
+    domain = request.app.state.get("domain")
+    if domain is not None:
+        domain.events.emit(("errors",), "error", {
+            "source": "server", "trace_id": trace_id, "method": request.method,
+            "route": str(request.scope.get("path_template") or request.url.path),
+            "error": type(exc).__name__,
+        })
     return error_response(request, 500, "internal", "internal server error")
 
 

@@ -5,13 +5,13 @@ from __future__ import annotations
 from typing import Annotated
 
 from litestar import get, post
-from litestar.params import Parameter
+from litestar.params import JSONBody, Parameter
 
 from loopai.api.auth import requires
+from loopai.api.dependencies import DomainDep
 from loopai.api.errors import documented
 from loopai.api.routes.tasks import TaskId
 from loopai.core.models import Artifact, ArtifactCreate, ArtifactList
-from loopai.core.runtime import Domain
 
 ERRORS = documented(404, 409)
 
@@ -23,7 +23,7 @@ Version = Annotated[int, Parameter(ge=1, le=2_147_483_647,
       guards=[requires("write")], status_code=201,
       tags=["artifacts"], summary="Upload a program: checked, run on the task's examples,"
       " stored as the next version")
-async def upload_artifact(task_id: TaskId, data: ArtifactCreate, domain: Domain,
+async def upload_artifact(task_id: TaskId, data: JSONBody[ArtifactCreate], domain: DomainDep,
                           activate: bool = False) -> Artifact:
     return await domain.artifacts.upload(task_id, data, activate)
 
@@ -31,14 +31,14 @@ async def upload_artifact(task_id: TaskId, data: ArtifactCreate, domain: Domain,
 @get("/api/v1/tasks/{task_id:str}/artifacts", responses=ERRORS,
      guards=[requires("read")], tags=["artifacts"],
      summary="List a task's artifacts")
-async def list_artifacts(task_id: TaskId, domain: Domain) -> ArtifactList:
+async def list_artifacts(task_id: TaskId, domain: DomainDep) -> ArtifactList:
     return ArtifactList(items=await domain.artifacts.list(task_id))
 
 
 @get("/api/v1/tasks/{task_id:str}/artifacts/{version:int}", responses=ERRORS,
      guards=[requires("read")],
      tags=["artifacts"], summary="Get one artifact version")
-async def get_artifact(task_id: TaskId, version: Version, domain: Domain) -> Artifact:
+async def get_artifact(task_id: TaskId, version: Version, domain: DomainDep) -> Artifact:
     return await domain.artifacts.get(task_id, version)
 
 
@@ -46,6 +46,6 @@ async def get_artifact(task_id: TaskId, version: Version, domain: Domain) -> Art
       status_code=200,
       guards=[requires("write")], tags=["artifacts"],
       summary="Make a version the active one (the previous becomes deprecated)")
-async def activate_artifact(task_id: TaskId, version: Version, domain: Domain,
+async def activate_artifact(task_id: TaskId, version: Version, domain: DomainDep,
                             force: bool = False) -> Artifact:
     return await domain.artifacts.activate(task_id, version, force)

@@ -6,6 +6,7 @@ from typing import Any
 
 import msgspec
 from litestar import Request, post
+from litestar.params import JSONBody
 
 from loopai.api.auth import principal_of
 from loopai.api.errors import ApiError, documented
@@ -31,7 +32,7 @@ class TokenResponse(msgspec.Struct):
 @post("/api/v1/auth/ws-token", responses=ERRORS, status_code=201, tags=["auth"],
       summary="Mint a short-lived connection token for a browser")
 async def mint_ws_token(request: Request[Any, Any, Any],
-                        data: TokenRequest | None = None) -> TokenResponse:
+                        data: JSONBody[TokenRequest | None] = None) -> TokenResponse:
     principal = principal_of(request)
     authenticator: Authenticator = request.app.state.authenticator
     if not authenticator.enabled:

@@ -5,9 +5,10 @@ from __future__ import annotations
 from typing import Annotated
 
 from litestar import get, post
-from litestar.params import Parameter
+from litestar.params import JSONBody, Parameter
 
 from loopai.api.auth import requires
+from loopai.api.dependencies import DomainDep
 from loopai.api.errors import ApiError, documented
 from loopai.api.routes.tasks import Limit, TaskId
 from loopai.core.clock import parse_iso
@@ -19,7 +20,6 @@ from loopai.core.models import (
     ExecutionPage,
     ExecutionStatus,
 )
-from loopai.core.runtime import Domain
 from loopai.core.store.executions import ExecutionFilter
 
 ERRORS = documented(404, 409)
@@ -28,15 +28,15 @@ ERRORS = documented(404, 409)
 @post("/api/v1/tasks/{task_id:str}/execute", responses=ERRORS,
       guards=[requires("write")], status_code=200,
       tags=["executions"], summary="Run the task's program on one input")
-async def execute(task_id: TaskId, data: ExecuteRequest, domain: Domain) -> Execution:
+async def execute(task_id: TaskId, data: JSONBody[ExecuteRequest], domain: DomainDep) -> Execution:
     return await domain.executor.execute(task_id, data)
 
 
 @post("/api/v1/tasks/{task_id:str}/execute/batch", responses=ERRORS,
       guards=[requires("write")], status_code=200,
       tags=["executions"], summary="Run the task's program on up to 1000 inputs")
-async def execute_batch(task_id: TaskId, data: BatchExecuteRequest,
-                        domain: Domain) -> BatchExecuteResult:
+async def execute_batch(task_id: TaskId, data: JSONBody[BatchExecuteRequest],
+                        domain: DomainDep) -> BatchExecuteResult:
     return await domain.executor.execute_batch(task_id, data)
 
 
@@ -45,7 +45,7 @@ async def execute_batch(task_id: TaskId, data: BatchExecuteRequest,
      summary="A task's executions, newest first (cursor-paged)")
 async def list_executions(
     task_id: TaskId,
-    domain: Domain,
+    domain: DomainDep,
     limit: Limit = 50,
     cursor: Annotated[str | None, Parameter(max_length=512)] = None,
     status: ExecutionStatus | None = None,
@@ -69,6 +69,6 @@ async def list_executions(
      guards=[requires("read")], tags=["executions"],
      summary="One execution record")
 async def get_execution(
-    execution_id: Annotated[str, Parameter(max_length=64)], domain: Domain
+    execution_id: Annotated[str, Parameter(max_length=64)], domain: DomainDep
 ) -> Execution:
     return await domain.executor.get(execution_id)

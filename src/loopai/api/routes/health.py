@@ -10,7 +10,7 @@ from typing import Any
 import msgspec
 from litestar import Request, Response, get
 
-from loopai.hub.hub import Hub
+from loopai.api.dependencies import HubDep
 from loopai.hub.instances import InstanceInfo, InstanceRegistry
 
 ReadyCheck = Callable[[], Awaitable[tuple[str, bool, str]]]
@@ -33,7 +33,7 @@ class Health(msgspec.Struct):
     draining: bool
 
 
-async def _run_checks(request: Request[Any, Any, Any], hub: Hub) -> list[Check]:
+async def _run_checks(request: Request[Any, Any, Any], hub: HubDep) -> list[Check]:
     bp = hub.backplane.health()
     checks = [Check("backplane", bp.ok, bp.detail)]
     extra: list[ReadyCheck] = request.app.state.get("ready_checks", [])
@@ -54,7 +54,7 @@ async def live() -> dict[str, str]:
 
 
 @get("/api/v1/health/ready", tags=["health"], summary="Ready to take traffic (503 if not)")
-async def ready(request: Request[Any, Any, Any], hub: Hub) -> Response[dict[str, Any]]:
+async def ready(request: Request[Any, Any, Any], hub: HubDep) -> Response[dict[str, Any]]:
     checks = await _run_checks(request, hub)
     ok = all(c.ok for c in checks)
     body = {"status": "ready" if ok else "not_ready",
@@ -63,7 +63,7 @@ async def ready(request: Request[Any, Any, Any], hub: Hub) -> Response[dict[str,
 
 
 @get("/api/v1/health", tags=["health"], summary="A summary of this instance")
-async def summary(request: Request[Any, Any, Any], hub: Hub) -> Response[Health]:
+async def summary(request: Request[Any, Any, Any], hub: HubDep) -> Response[Health]:
     from loopai import __version__
 
     checks = await _run_checks(request, hub)

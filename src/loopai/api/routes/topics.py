@@ -6,12 +6,12 @@ from typing import Annotated, Any
 
 import msgspec
 from litestar import Request, get, post
-from litestar.params import Parameter
+from litestar.params import JSONBody, Parameter
 
 from loopai.api.auth import principal_of, requires
+from loopai.api.dependencies import HubDep
 from loopai.api.errors import ApiError, documented
 from loopai.errors import InvalidCursor
-from loopai.hub.hub import Hub
 from loopai.hub.topics import InvalidTopic, is_reserved, validate_topic
 from loopai.hub.types import Cursor, Topic
 
@@ -56,8 +56,8 @@ def _topic(request: Request[Any, Any, Any], name: str) -> Topic:
 @post("/api/v1/topics/{topic:str}/events", responses=ERRORS,
       guards=[requires("publish")], status_code=201,
       summary="Publish an event to a topic", tags=["hub"])
-async def publish_event(request: Request[Any, Any, Any], topic: str, data: PublishBody,
-                        hub: Hub) -> PublishResult:
+async def publish_event(request: Request[Any, Any, Any], topic: str, data: JSONBody[PublishBody],
+                        hub: HubDep) -> PublishResult:
     checked = _topic(request, topic)
     if is_reserved(checked):
         raise ApiError(403, "forbidden", "reserved topic: only the server publishes here")
@@ -70,7 +70,7 @@ async def publish_event(request: Request[Any, Any, Any], topic: str, data: Publi
 async def read_events(
     request: Request[Any, Any, Any],
     topic: str,
-    hub: Hub,
+    hub: HubDep,
     since: str | None = None,
     limit: Annotated[int, Parameter(ge=1, le=1000)] = 100,
 ) -> EventPage:
