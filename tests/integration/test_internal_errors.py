@@ -4,18 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
 from litestar import get
 from litestar.testing import TestClient
 
 from loopai.app import create_app
 from loopai.config import Settings
 from loopai.hub.backplane.base import Event
-
-# Litestar 2.23+ warns about parameter styles Litestar 3 will drop (inferred path and query
-# parameters); the app still uses them in places. Tracked for the Litestar 3 move.
-pytestmark = pytest.mark.filterwarnings(
-    "ignore::litestar.exceptions.LitestarDeprecationWarning")
 
 
 @get("/api/v1/boom", sync_to_thread=False)

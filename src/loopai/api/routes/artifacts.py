@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from litestar import get, post
-from litestar.params import JSONBody, Parameter
+from litestar.params import FromQuery, JSONBody, Parameter
 
 from loopai.api.auth import requires
 from loopai.api.dependencies import DomainDep
@@ -24,7 +24,7 @@ Version = Annotated[int, Parameter(ge=1, le=2_147_483_647,
       tags=["artifacts"], summary="Upload a program: checked, run on the task's examples,"
       " stored as the next version")
 async def upload_artifact(task_id: TaskId, data: JSONBody[ArtifactCreate], domain: DomainDep,
-                          activate: bool = False) -> Artifact:
+                          activate: FromQuery[bool] = False) -> Artifact:
     return await domain.artifacts.upload(task_id, data, activate)
 
 
@@ -47,5 +47,5 @@ async def get_artifact(task_id: TaskId, version: Version, domain: DomainDep) -> 
       guards=[requires("write")], tags=["artifacts"],
       summary="Make a version the active one (the previous becomes deprecated)")
 async def activate_artifact(task_id: TaskId, version: Version, domain: DomainDep,
-                            force: bool = False) -> Artifact:
+                            force: FromQuery[bool] = False) -> Artifact:
     return await domain.artifacts.activate(task_id, version, force)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from litestar import get, post
-from litestar.params import JSONBody, Parameter
+from litestar.params import FromQuery, JSONBody, Parameter
 
 from loopai.api.auth import requires
 from loopai.api.dependencies import DomainDep
@@ -48,8 +48,8 @@ async def list_executions(
     domain: DomainDep,
     limit: Limit = 50,
     cursor: Annotated[str | None, Parameter(max_length=512)] = None,
-    status: ExecutionStatus | None = None,
-    sampled: bool | None = None,
+    status: FromQuery[ExecutionStatus | None] = None,
+    sampled: FromQuery[bool | None] = None,
     since: Annotated[str | None, Parameter(description="ISO 8601 time; executions at or after",
                                            max_length=64)] = None,
 ) -> ExecutionPage:

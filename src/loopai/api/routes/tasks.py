@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from litestar import delete, get, patch, post
-from litestar.params import JSONBody, Parameter
+from litestar.params import FromQuery, JSONBody, Parameter
 
 from loopai.api.auth import requires
 from loopai.api.dependencies import DomainDep
@@ -47,5 +47,5 @@ async def update_task(task_id: TaskId, data: JSONBody[TaskUpdate], domain: Domai
 @delete("/api/v1/tasks/{task_id:str}", responses=ERRORS, guards=[requires("admin")], tags=["tasks"],
         status_code=204, summary="Delete a task (409 while it has an active program unless"
         " force=true)")
-async def delete_task(task_id: TaskId, domain: DomainDep, force: bool = False) -> None:
+async def delete_task(task_id: TaskId, domain: DomainDep, force: FromQuery[bool] = False) -> None:
     await domain.tasks.delete(task_id, force)

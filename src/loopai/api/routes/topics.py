@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 import msgspec
 from litestar import Request, get, post
-from litestar.params import JSONBody, Parameter
+from litestar.params import FromPath, FromQuery, JSONBody, Parameter
 
 from loopai.api.auth import principal_of, requires
 from loopai.api.dependencies import HubDep
@@ -56,7 +56,8 @@ def _topic(request: Request[Any, Any, Any], name: str) -> Topic:
 @post("/api/v1/topics/{topic:str}/events", responses=ERRORS,
       guards=[requires("publish")], status_code=201,
       summary="Publish an event to a topic", tags=["hub"])
-async def publish_event(request: Request[Any, Any, Any], topic: str, data: JSONBody[PublishBody],
+async def publish_event(request: Request[Any, Any, Any], topic: FromPath[str],
+                        data: JSONBody[PublishBody],
                         hub: HubDep) -> PublishResult:
     checked = _topic(request, topic)
     if is_reserved(checked):
@@ -69,9 +70,9 @@ async def publish_event(request: Request[Any, Any, Any], topic: str, data: JSONB
      summary="Read a topic's history after a cursor", tags=["hub"])
 async def read_events(
     request: Request[Any, Any, Any],
-    topic: str,
+    topic: FromPath[str],
     hub: HubDep,
-    since: str | None = None,
+    since: FromQuery[str | None] = None,
     limit: Annotated[int, Parameter(ge=1, le=1000)] = 100,
 ) -> EventPage:
     checked = _topic(request, topic)
