@@ -139,7 +139,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         "authenticator": authenticator,
         "registry": registry,
         "started": time.monotonic(),
-        "ready_checks": [domain.ready],
+        "ready_checks": [domain.ready, domain.sandbox_ready],
         "domain": domain,
         "instances": instances,
     })

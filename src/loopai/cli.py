@@ -53,11 +53,27 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--redis-url", help="Redis backplane; absent: in-memory, one instance")
     serve.add_argument("--database-url", help="sqlite:///path or postgresql://…")
     serve.add_argument("--log-level")
+    sandbox = sub.add_parser("sandbox", help="check or use the program sandbox on this host")
+    sandbox_sub = sandbox.add_subparsers(dest="sandbox_command", required=True)
+    check = sandbox_sub.add_parser(
+        "check", help="try a battery of hostile actions in a real walled worker (policy off)")
+    check.add_argument("--json", action="store_true", help="print JSON")
+    run = sandbox_sub.add_parser("run", help="run the run(input) of a Python file in a worker")
+    run.add_argument("file", help="a Python file defining run(input) or classify(text)")
+    run.add_argument("--input", default="null", help="the input, as JSON (default null)")
+    run.add_argument("--no-policy", action="store_true",
+                     help="turn the compile-time policy off: real builtins, only the OS walls")
+    run.add_argument("--timeout-ms", type=int, default=5000)
+    run.add_argument("--json", action="store_true", help="print JSON")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.command == "sandbox":
+        from loopai.sandbox_cli import sandbox_command
+
+        return sandbox_command(args)
     try:
         settings = Settings.from_env(
             host=args.host, port=args.port, instance_id=args.instance_id,

@@ -18,6 +18,10 @@ import msgspec
 
 from loopai.errors import ConfigurationError
 
+WALLS = ("seccomp", "uid", "userns", "netns", "mountns", "ipcns", "chroot", "capabilities",
+         "no_new_privs", "rlimits")
+"""The sandbox walls a worker can put up (core/sandbox/walls.py puts them up)."""
+
 SCOPES = frozenset({"admin", "publish", "subscribe", "read", "write"})
 
 
@@ -104,19 +108,40 @@ class Settings:
     `deadline_exceeded` instead of holding the request."""
 
     # --- program execution
-    sandbox_workers: int = 2
-    """Worker processes that run programs (each runs one call at a time)."""
+    sandbox_workers: int = 8
+    """Program calls that run at once, across all tasks (each in its own worker process)."""
+    sandbox_task_concurrency: int = 2
+    """Calls of one task that run at once; more wait, and the wait counts against their
+    timeout. Keeps one task's runaway programs from starving the others."""
+    sandbox_warm_workers: int = 32
+    """Worker processes kept alive (one program each); the least recently used idle ones
+    are stopped beyond this."""
+    sandbox_warm_memory_mb: int = 2048
+    """Memory the idle warm workers may use together before the coldest are stopped."""
     sandbox_memory_mb: int = 256
     """Address-space limit of one sandbox worker."""
     sandbox_cpu_s: int = 10
-    """CPU seconds one worker may use before it is replaced."""
+    """CPU seconds one call may use before the kernel kills its worker."""
+    sandbox_uid: int = 64900
+    """Unprivileged uid (and gid) workers run as when the server runs as root."""
+    sandbox_require: str = ""
+    """Comma-separated walls that must be up, e.g. `seccomp,uid`; start-up fails without
+    them instead of serving unprotected. Names: seccomp, uid, userns, netns, mountns, ipcns,
+    chroot, capabilities, no_new_privs, rlimits."""
+    batch_response_max_bytes: int = 8_000_000
+    """Outputs one batch execute may return in all; items past it fail with
+    `response_too_large` instead of being buffered."""
+    event_output_max_bytes: int = 16_384
+    """Execution events carry the output only up to this size (`output_omitted` beyond)."""
 
     def __post_init__(self) -> None:
         if not (0 < self.port < 65536):
             raise ConfigurationError(f"port must be 1-65535, got {self.port}")
         for name in ("heartbeat_ms", "max_frame_bytes", "max_subscriptions", "send_queue_max",
                      "history_max_events", "history_max_age_s", "token_ttl_s", "publish_burst",
-                     "sandbox_workers", "sandbox_memory_mb", "sandbox_cpu_s"):
+                     "sandbox_workers", "sandbox_memory_mb", "sandbox_cpu_s",
+                     "sandbox_task_concurrency", "sandbox_warm_workers",
+                     "sandbox_warm_memory_mb", "batch_response_max_bytes"):
             if getattr(self, name) <= 0:
                 raise ConfigurationError(f"{name} must be positive")
         if self.batch_deadline_s <= 0:
@@ -137,10 +162,18 @@ class Settings:
                 raise ConfigurationError(f"API key {key.name or '?'}: unknown scopes {unknown}")
             if len(key.key) < 16:
                 raise ConfigurationError(f"API key {key.name or '?'}: keys need 16+ characters")
+        unknown_walls = self.sandbox_walls_required - set(WALLS)
+        if unknown_walls:
+            raise ConfigurationError(f"sandbox_require: unknown walls {sorted(unknown_walls)}"
+                                     f" (known: {', '.join(WALLS)})")
         if not self.token_secret:
             self.token_secret = secrets.token_urlsafe(32)
         if not self.public_url:
             self.public_url = f"http://{self.host}:{self.port}"
+
+    @property
+    def sandbox_walls_required(self) -> frozenset[str]:
+        return frozenset(w.strip() for w in self.sandbox_require.split(",") if w.strip())
 
     @property
     def auth_enabled(self) -> bool:

@@ -109,32 +109,49 @@ async def test_hostile_programs_end_cleanly_and_the_pool_heals(pool: SandboxPool
 
 async def test_runtime_refusals_when_a_program_skips_the_upload_check(pool: SandboxPool) -> None:
     """The worker checks again: code reaching it some other way gets the same rules."""
-    for code, needle in [
+    for i, (code, needle) in enumerate([
         ("import os\ndef run(x):\n    return os.fork()\n", "import of 'os'"),
         ("def run(x):\n    return open('/etc/passwd').read()\n", "use of 'open'"),
         ("import socket\ndef run(x):\n    return socket.socket()\n", "import of 'socket'"),
         ("def run(x):\n    return ().__class__.__base__.__subclasses__()\n", "'__class__'"),
-    ]:
-        result = await pool.run("raw", code, None, 1000)
+    ]):
+        result = await pool.run(f"raw-{i}", code, None, 1000)
         assert result.status == "error" and needle in (result.error_message or ""), result
 
 
 async def test_a_dead_worker_is_reported_and_replaced(pool: SandboxPool) -> None:
-    victim = await pool._idle.get()  # white box: kill one worker while it is idle
-    victim.kill()
-    await victim.proc.wait()
-    pool._idle.put_nowait(victim)
-    results = [await pool.run("echo", ECHO, i, 2000) for i in range(2)]
-    statuses = sorted(r.status for r in results)
-    assert statuses in (["error", "success"], ["success", "success"])
-    died = [r for r in results if r.status == "error"]
-    assert all("worker died" in (r.error_message or "") for r in died)
-    for _ in range(50):
-        if pool.stats()["workers"] == 2:
-            break
-        await asyncio.sleep(0.1)
-    assert pool.stats()["workers"] == 2
-    assert (await pool.run("echo", ECHO, "ok", 2000)).output == "ok"
+    """A program that kills its own worker (the one signal it may send) gets the death
+    reported; the next call gets a fresh worker."""
+    suicide = "import os\ndef run(x):\n    os.kill(os.getpid(), 9)\n"
+    result = await pool.run("suicide", suicide, None, 2000, policy=False)
+    assert result.status == "error" and "worker died (signal SIGKILL)" in (
+        result.error_message or ""), result
+    echo = await pool.run("suicide-echo", ECHO, "ok", 2000)
+    assert echo.output == "ok"
+    again = await pool.run("suicide", suicide, None, 2000, policy=False)
+    assert "worker died" in (again.error_message or "")
+    assert pool.stats()["restarts"] == 2
+
+
+async def test_one_program_per_worker_and_warm_reuse(pool: SandboxPool) -> None:
+    """Calls of one program reuse its warm worker; another program never shares it."""
+    pid = "import os\ndef run(x):\n    return os.getpid()\n"
+    a = [await pool.run("pid-a", pid, None, 2000, policy=False) for _ in range(3)]
+    b = await pool.run("pid-b", pid, None, 2000, policy=False)
+    assert len({r.output for r in a}) == 1 and [r.cache_hit for r in a] == [False, True, True]
+    assert b.output != a[0].output
+
+
+async def test_cold_workers_are_evicted() -> None:
+    sandbox = SandboxPool(workers=2, warm_workers=3)
+    await sandbox.start()
+    try:
+        for i in range(6):
+            assert (await sandbox.run(f"p{i}", ECHO, i, 2000)).output == i
+        stats = sandbox.stats()
+        assert stats["workers"] <= 3 and stats["evicted"] >= 3, stats
+    finally:
+        await sandbox.close()
 
 
 async def test_many_timeouts_in_a_row_leave_a_working_pool(pool: SandboxPool) -> None:

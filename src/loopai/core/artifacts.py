@@ -7,6 +7,7 @@ in the sandbox; its example accuracy decides `validated` or `failed`.
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from typing import Any
 
@@ -26,6 +27,9 @@ from loopai.core.store.database import Database
 from loopai.core.store.tasks import TaskRecord
 
 EXAMPLE_TIMEOUT_MS = 2000
+EXAMPLES_BUDGET_MS = 10_000
+"""All of an upload's example checks share this much time; examples not run by then are
+reported as not finished and count as wrong."""
 MAX_REPORTED_ERRORS = 10
 
 
@@ -51,13 +55,22 @@ class ArtifactService:
         return task
 
     async def _score(self, key: str, code: str, task: TaskRecord) -> tuple[float | None, list[str]]:
-        """Runs the program on each example: (share answered exactly right, what went wrong)."""
+        """Runs the program on each example within one time budget: (share answered exactly
+        right, what went wrong or did not finish)."""
         if not task.examples:
             return None, []
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + EXAMPLES_BUDGET_MS / 1000
         errors: list[str] = []
         right = 0
         for i, example in enumerate(task.examples):
-            result = await self.pool.run(key, code, example.input, EXAMPLE_TIMEOUT_MS)
+            left_ms = int((deadline - loop.time()) * 1000)
+            if left_ms <= 0:
+                errors.append(f"examples {i}-{len(task.examples) - 1}: not run, the"
+                              f" {EXAMPLES_BUDGET_MS} ms budget for example checks ran out")
+                break
+            result = await self.pool.run(key, code, example.input,
+                                         min(EXAMPLE_TIMEOUT_MS, left_ms), tenant=task.id)
             if result.status == "success" and result.output == example.output:
                 right += 1
                 continue

@@ -12,6 +12,8 @@ import random
 import uuid
 from typing import Any
 
+import msgspec
+
 from loopai.core import topics
 from loopai.core.clock import now_ms
 from loopai.core.errors import DomainError, Invalid, NotFound
@@ -50,7 +52,9 @@ class Executor:
     def __init__(self, db: Database, pool: SandboxPool, schemas: SchemaCache,
                  programs: ProgramCache, writer: ExecutionWriter, events: DomainEvents,
                  metrics: DomainMetrics, batch_concurrency: int = 8,
-                 batch_deadline_s: float = 60.0, rng: random.Random | None = None) -> None:
+                 batch_deadline_s: float = 60.0, batch_response_max_bytes: int = 8_000_000,
+                 event_output_max_bytes: int = 16_384,
+                 rng: random.Random | None = None) -> None:
         self.db = db
         self.pool = pool
         self.schemas = schemas
@@ -60,6 +64,8 @@ class Executor:
         self.metrics = metrics
         self.batch_concurrency = batch_concurrency
         self.batch_deadline_s = batch_deadline_s
+        self.batch_response_max_bytes = batch_response_max_bytes
+        self.event_output_max_bytes = event_output_max_bytes
         self.rng = rng or random.Random()
 
     def _check_input(self, task: TaskRecord, value: Any) -> None:
@@ -71,7 +77,8 @@ class Executor:
 
     async def _run(self, task: TaskRecord, artifact: ArtifactRecord, value: Any,
                    force_validation: bool, timeout_ms: int) -> ExecutionRecord:
-        result = await self.pool.run(artifact.id, artifact.code, value, timeout_ms)
+        result = await self.pool.run(artifact.id, artifact.code, value, timeout_ms,
+                                     tenant=task.id)
         self.metrics.program_cache.labels("hit" if result.cache_hit else "miss").inc()
         status = ExecutionStatus(result.status)
         output, error = result.output, result.error_message
@@ -97,6 +104,9 @@ class Executor:
         self.metrics.execution_latency.observe(record.latency_ms / 1000)
         await self.writer.add(record)
         event = record.to_api(with_input=task.include_input_in_events)
+        if (event.output is not None
+                and len(msgspec.json.encode(event.output)) > self.event_output_max_bytes):
+            event = msgspec.structs.replace(event, output=None, output_omitted=True)
         self.events.emit(topics.executions(task.id), _EVENT_TYPES[record.status], event)
         if record.status != ExecutionStatus.SUCCESS:
             self.events.emit((topics.ERRORS,), "error", {
@@ -113,14 +123,18 @@ class Executor:
         return record.to_api(with_input=False)
 
     async def execute_batch(self, task_id: str, body: BatchExecuteRequest) -> BatchExecuteResult:
-        """Items run concurrently (bounded); items not started within the batch deadline get
-        `deadline_exceeded`, so a batch of slow programs cannot hold a request for hours."""
+        """Items run concurrently (bounded). Items not started within the batch deadline get
+        `deadline_exceeded`, so a batch of slow programs cannot hold a request for hours;
+        items whose outputs would take the response past its size budget get
+        `response_too_large`, so a batch cannot build a response of any size."""
         task, artifact = await self.programs.resolve(task_id, body.version)
         gate = asyncio.Semaphore(self.batch_concurrency)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.batch_deadline_s
+        budget = self.batch_response_max_bytes
 
         async def one(index: int, value: Any) -> BatchItem:
+            nonlocal budget
             try:
                 self._check_input(task, value)
             except DomainError as exc:
@@ -130,9 +144,18 @@ class Executor:
                     return BatchItem(index, error=ItemError(
                         "deadline_exceeded",
                         f"not started within the batch's {self.batch_deadline_s:.0f} s"))
+                if budget <= 0:
+                    return _too_large(index, self.batch_response_max_bytes, ran=False)
                 record = await self._run(task, artifact, value, body.force_validation,
                                          body.timeout_ms)
-            return BatchItem(index, execution=record.to_api(with_input=False))
+            execution = record.to_api(with_input=False)
+            size = len(msgspec.json.encode(execution.output)) if execution.output else 0
+            if size > budget:
+                budget = 0
+                return _too_large(index, self.batch_response_max_bytes, ran=True,
+                                  execution_id=record.id)
+            budget -= size
+            return BatchItem(index, execution=execution)
 
         results = await asyncio.gather(*(one(i, v) for i, v in enumerate(body.inputs)))
         succeeded = sum(1 for r in results if r.execution is not None
@@ -159,3 +182,12 @@ class Executor:
         next_cursor = (encode_page_cursor(records[-1].executed_at, records[-1].id)
                        if more and records else None)
         return ExecutionPage(items=[r.to_api() for r in records], next_cursor=next_cursor)
+
+
+def _too_large(index: int, limit: int, ran: bool, execution_id: str | None = None) -> BatchItem:
+    message = (f"the batch response reached its {limit}-byte budget"
+               f" (LOOPAI_BATCH_RESPONSE_MAX_BYTES); "
+               + (f"this item ran: read execution {execution_id} for its output" if ran
+                  else "this item was not run"))
+    details = [{"field": "execution_id", "message": execution_id}] if execution_id else None
+    return BatchItem(index, error=ItemError("response_too_large", message, details))

@@ -153,6 +153,9 @@ class Execution(msgspec.Struct, omit_defaults=True):
     output: Any = None
     error_message: str | None = None
     memory_usage_mb: float | None = None
+    output_omitted: bool = False
+    """Only in events: the output was larger than LOOPAI_EVENT_OUTPUT_MAX_BYTES; read the
+    execution from the API for it."""
 
 
 class ItemError(msgspec.Struct, omit_defaults=True):

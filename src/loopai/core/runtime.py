@@ -39,7 +39,12 @@ class Domain:
         self.metrics = DomainMetrics(registry)
         self.pool = SandboxPool(workers=settings.sandbox_workers,
                                 memory_mb=settings.sandbox_memory_mb,
-                                cpu_seconds=settings.sandbox_cpu_s)
+                                cpu_seconds=settings.sandbox_cpu_s,
+                                task_concurrency=settings.sandbox_task_concurrency,
+                                warm_workers=settings.sandbox_warm_workers,
+                                warm_memory_mb=settings.sandbox_warm_memory_mb,
+                                uid=settings.sandbox_uid, gid=settings.sandbox_uid,
+                                require=settings.sandbox_walls_required)
         self.schemas = SchemaCache()
         self.events = DomainEvents(hub, registry)
         self.programs = ProgramCache(self.db)
@@ -48,8 +53,10 @@ class Domain:
         self.artifacts = ArtifactService(self.db, self.pool, self.events, self.programs)
         self.executor = Executor(self.db, self.pool, self.schemas, self.programs, self.writer,
                                  self.events, self.metrics,
-                                 batch_concurrency=max(2, settings.sandbox_workers * 2),
-                                 batch_deadline_s=settings.batch_deadline_s)
+                                 batch_concurrency=settings.sandbox_task_concurrency,
+                                 batch_deadline_s=settings.batch_deadline_s,
+                                 batch_response_max_bytes=settings.batch_response_max_bytes,
+                                 event_output_max_bytes=settings.event_output_max_bytes)
 
     async def start(self) -> None:
         await self.db.start()
@@ -89,6 +96,14 @@ class Domain:
         await self.events.close()
         await self.pool.close()
         await self.db.close()
+
+    async def sandbox_ready(self) -> tuple[str, bool, str]:
+        """The walls this host gave the workers; not ready when a required one is missing."""
+        missing = sorted(self.pool.require - set(self.pool.walls))
+        detail = "walls: " + (", ".join(self.pool.walls) or "none")
+        if self.pool.missing_walls:
+            detail += "; missing: " + ", ".join(self.pool.missing_walls)
+        return "sandbox", not missing, detail
 
     async def ready(self) -> tuple[str, bool, str]:
         try:

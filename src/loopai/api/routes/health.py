@@ -57,8 +57,13 @@ async def live() -> dict[str, str]:
 async def ready(request: Request[Any, Any, Any], hub: HubDep) -> Response[dict[str, Any]]:
     checks = await _run_checks(request, hub)
     ok = all(c.ok for c in checks)
-    body = {"status": "ready" if ok else "not_ready",
-            "checks": [msgspec.to_builtins(c) for c in checks]}
+    body: dict[str, Any] = {"status": "ready" if ok else "not_ready",
+                            "checks": [msgspec.to_builtins(c) for c in checks]}
+    domain = request.app.state.get("domain")
+    if domain is not None:
+        pool = domain.pool
+        body["sandbox"] = {"walls": pool.walls, "missing": pool.missing_walls,
+                           "required": sorted(pool.require)}
     return Response(body, status_code=200 if ok else 503)
 
 

@@ -32,6 +32,9 @@ DENIED_ATTRIBUTES = frozenset({
     "gi_frame", "gi_code", "gi_yieldfrom", "cr_frame", "cr_code", "cr_await", "ag_frame",
     "ag_code", "ag_await", "f_globals", "f_locals", "f_builtins", "f_back", "f_code",
     "tb_frame", "tb_next", "func_globals", "func_code", "co_code", "mro",
+    # string.Formatter resolves "0.__globals__"-style field names to real objects: the
+    # underscore never appears in the program's syntax, only in a string.
+    "Formatter", "get_field", "get_value", "vformat", "format_field", "convert_field",
 })
 
 ENTRYPOINTS = ("run", "classify")
@@ -93,6 +96,11 @@ def _problems(tree: ast.Module) -> list[str]:
         elif isinstance(node, ast.Attribute):
             if node.attr.startswith("_") or node.attr in DENIED_ATTRIBUTES:
                 refuse(node, f"access to attribute {node.attr!r} is not allowed")
+        elif isinstance(node, ast.MatchClass):
+            # `case C(__class__=x)` reads attributes without an ast.Attribute node.
+            for attr in node.kwd_attrs:
+                if attr.startswith("_") or attr in DENIED_ATTRIBUTES:
+                    refuse(node, f"matching on attribute {attr!r} is not allowed")
         elif isinstance(node, ast.Name):
             if node.id.startswith("__") or node.id in DENIED_NAMES:
                 refuse(node, f"use of {node.id!r} is not allowed")

@@ -1,9 +1,13 @@
-"""A pool of sandbox worker processes, driven from asyncio.
+"""The sandbox as the server sees it: warm workers, one program each, driven from asyncio.
 
-Each worker runs one call at a time; callers queue for an idle one. A call that outlives
-its timeout (the worker's own timer failed: the program swallowed it, or is stuck in C)
-gets its worker killed; a worker that dies for any reason is replaced in the background.
-Either way the caller gets a RunResult, and nobody else's call is touched.
+A worker serves one program (one artifact version) for its whole life, so no program can
+see or change another's inputs, outputs or code. Workers are forked by the zygote and kept
+warm after a call; the coldest idle ones are stopped when too many live or the idle ones use
+too much memory. Calls are admitted fairly: each tenant (a task) may run at most
+`task_concurrency` calls at once and everyone shares `max_running` slots, so one task's
+runaway programs cannot starve the others. Time spent queued counts against the call's
+timeout. A call that outlives its timeout (the program swallowed the timer, or is stuck in
+C) gets its worker killed; a worker that dies for any reason answers its call with why.
 """
 
 from __future__ import annotations
@@ -11,26 +15,41 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+import shutil
 import signal
+import socket
 import sys
+import tempfile
+from collections import OrderedDict
 from typing import Any
 
 import msgspec
 
+from loopai.config import WALLS
+from loopai.core.sandbox.idle import IdleWorkers
 from loopai.core.sandbox.protocol import (
     HEADER,
     MAX_FRAME,
+    Exited,
+    Kill,
+    Load,
     Request,
+    Spawn,
+    encoder,
+    exited_decoder,
     frame,
     ready_decoder,
     response_decoder,
 )
+from loopai.core.sandbox.walls import WallConfig
 
 log = logging.getLogger("loopai.sandbox")
 
-# Time a worker gets beyond the call's timeout to answer on its own before it is killed.
 KILL_GRACE_S = 0.5
+"""Time a worker gets beyond the call's timeout to answer on its own before it is killed."""
 START_TIMEOUT_S = 20.0
+EXIT_REPORT_WAIT_S = 1.0
 
 
 class RunResult(msgspec.Struct):
@@ -46,137 +65,360 @@ class SandboxClosed(Exception):
     pass
 
 
+class SandboxUnavailable(Exception):
+    """A wall that `require` names could not be put up on this host."""
+
+
+def _describe_exit(status: int | None) -> str:
+    if status is None:
+        return "worker stopped answering"
+    if status < 0:
+        try:
+            name = signal.Signals(-status).name
+        except ValueError:
+            name = str(-status)
+        hint = " (CPU time limit)" if name == "SIGXCPU" else ""
+        return f"worker died (signal {name}){hint}"
+    return f"worker died (exit code {status})"
+
+
 class _Worker:
-    def __init__(self, proc: asyncio.subprocess.Process) -> None:
-        self.proc = proc
-        assert proc.stdin is not None and proc.stdout is not None
-        self.stdin = proc.stdin
-        self.stdout = proc.stdout
+    def __init__(self, key: str, pid: int, walls: list[str], reader: asyncio.StreamReader,
+                 writer: asyncio.StreamWriter) -> None:
+        self.key = key
+        self.pid = pid
+        self.walls = walls
+        self.reader = reader
+        self.writer = writer
+        self.memory_mb = 0.0
 
     async def read_frame(self) -> bytes:
-        (size,) = HEADER.unpack(await self.stdout.readexactly(HEADER.size))
+        (size,) = HEADER.unpack(await self.reader.readexactly(HEADER.size))
         if size > MAX_FRAME:
             raise ValueError(f"worker frame of {size} bytes")
-        return await self.stdout.readexactly(size)
+        return await self.reader.readexactly(size)
 
-    def kill(self) -> None:
-        with contextlib.suppress(ProcessLookupError):
-            self.proc.kill()
+    def send(self, message: msgspec.Struct) -> None:
+        self.writer.write(frame(message))
 
-    def death(self) -> str:
-        code = self.proc.returncode
-        if code is None:
-            return "worker stopped answering"
-        if code < 0:
-            try:
-                name = signal.Signals(-code).name
-            except ValueError:
-                name = str(-code)
-            hint = " (CPU time limit)" if name == "SIGXCPU" else ""
-            return f"worker died (signal {name}){hint}"
-        return f"worker died (exit code {code})"
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self.writer.close()
+
+
+class _Zygote:
+    """The server's handle on the zygote process: spawn, kill, and exit reports."""
+
+    KEEP_EXITS = 1024
+
+    def __init__(self, proc: asyncio.subprocess.Process, commands: socket.socket,
+                 reports: asyncio.StreamReader, reports_writer: asyncio.StreamWriter) -> None:
+        self.proc = proc
+        self.commands = commands
+        self.reports = reports
+        self._reports_writer = reports_writer  # dropping it would close the socket
+        self._exits: OrderedDict[int, int] = OrderedDict()
+        self._waiting: dict[int, asyncio.Future[int]] = {}
+        self.reader_task = asyncio.get_running_loop().create_task(self._read_reports())
+
+    async def _read_reports(self) -> None:
+        try:
+            while True:
+                (size,) = HEADER.unpack(await self.reports.readexactly(HEADER.size))
+                report: Exited = exited_decoder.decode(await self.reports.readexactly(size))
+                waiter = self._waiting.pop(report.pid, None)
+                if waiter is not None and not waiter.done():
+                    waiter.set_result(report.status)
+                    continue
+                self._exits[report.pid] = report.status
+                while len(self._exits) > self.KEEP_EXITS:
+                    self._exits.popitem(last=False)
+        except (asyncio.IncompleteReadError, ConnectionError, msgspec.DecodeError):
+            return
+
+    async def exit_status(self, pid: int, wait_s: float) -> int | None:
+        """How child `pid` ended, waiting up to `wait_s` for the zygote's report."""
+        if pid in self._exits:
+            return self._exits.pop(pid)
+        waiter = self._waiting.setdefault(pid, asyncio.get_running_loop().create_future())
+        try:
+            return await asyncio.wait_for(waiter, wait_s)
+        except TimeoutError:
+            return None
+        finally:
+            self._waiting.pop(pid, None)
+
+    @property
+    def alive(self) -> bool:
+        return self.proc.returncode is None and not self.reader_task.done()
+
+    def spawn(self, child: socket.socket, spawn: Spawn) -> None:
+        socket.send_fds(self.commands, [encoder.encode(spawn)], [child.fileno()])
+
+    def kill(self, pid: int) -> None:
+        with contextlib.suppress(OSError):
+            self.commands.send(encoder.encode(Kill(pid=pid)))
+
+    async def close(self) -> None:
+        with contextlib.suppress(OSError):
+            self.commands.close()
+        try:
+            await asyncio.wait_for(self.proc.wait(), 2.0)
+        except TimeoutError:
+            with contextlib.suppress(ProcessLookupError):
+                self.proc.kill()
+            await self.proc.wait()
+        self.reader_task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self.reader_task
+        self._reports_writer.close()
+
+
+class _Gate:
+    """A tenant's share: at most `limit` of its calls hold a slot at once."""
+
+    def __init__(self, limit: int) -> None:
+        self.semaphore = asyncio.Semaphore(limit)
+        self.users = 0
 
 
 class SandboxPool:
-    def __init__(self, workers: int = 2, memory_mb: int = 256, cpu_seconds: int = 10,
-                 max_output_bytes: int = 1_000_000, max_cached_programs: int = 256) -> None:
-        self.size = workers
+    def __init__(self, workers: int = 8, memory_mb: int = 256, cpu_seconds: int = 10,
+                 max_output_bytes: int = 1_000_000, task_concurrency: int = 2,
+                 warm_workers: int = 32, warm_memory_mb: float = 2048,
+                 uid: int = 64900, gid: int = 64900,
+                 require: frozenset[str] = frozenset()) -> None:
+        self.max_running = workers
         self.memory_mb = memory_mb
         self.cpu_seconds = cpu_seconds
         self.max_output_bytes = max_output_bytes
-        self.max_cached_programs = max_cached_programs
-        self._idle: asyncio.Queue[_Worker] = asyncio.Queue()
-        self._all: set[_Worker] = set()
-        self._spawning: set[asyncio.Task[None]] = set()
+        self.task_concurrency = task_concurrency
+        self.warm_workers = max(warm_workers, workers)
+        self.warm_memory_mb = warm_memory_mb
+        self.uid, self.gid = uid, gid
+        self.require = require
+        self.walls: list[str] = []
+        self._running = asyncio.Semaphore(workers)
+        self._gates: dict[str, _Gate] = {}
+        self._idle: IdleWorkers[_Worker] = IdleWorkers()
+        self._live = 0
+        self._zygote: _Zygote | None = None
+        self._zygote_lock = asyncio.Lock()
+        self._root = ""
         self._closed = False
         self._stats = {"restarts": 0, "cache_hits": 0, "cache_misses": 0, "timeouts": 0,
-                       "busy": 0}
+                       "busy": 0, "spawned": 0, "evicted": 0}
 
-    async def _spawn(self) -> _Worker:
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-I", "-m", "loopai.core.sandbox.worker", str(self.memory_mb),
-            str(self.cpu_seconds), str(self.max_output_bytes), str(self.max_cached_programs),
-            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.DEVNULL, start_new_session=True,
-            limit=2**26,
-        )
-        worker = _Worker(proc)
+    @property
+    def missing_walls(self) -> list[str]:
+        return [w for w in WALLS if w not in self.walls]
+
+    # --- the zygote
+
+    async def _start_zygote(self) -> _Zygote:
+        if not self._root:
+            self._root = tempfile.mkdtemp(prefix="loopai-sandbox-")
+            os.chmod(self._root, 0o555)
+        commands, commands_child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        reports, reports_child = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        config = WallConfig(memory_mb=self.memory_mb, uid=self.uid, gid=self.gid,
+                            root_dir=self._root)
         try:
-            ready_decoder.decode(await asyncio.wait_for(worker.read_frame(), START_TIMEOUT_S))
+            proc = await asyncio.create_subprocess_exec(
+                sys.executable, "-I", "-m", "loopai.core.sandbox.zygote",
+                msgspec.json.encode(config).decode(), str(commands_child.fileno()),
+                str(reports_child.fileno()),
+                stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL,
+                stderr=None, env={}, cwd=self._root, start_new_session=True,
+                pass_fds=(commands_child.fileno(), reports_child.fileno()),
+            )
+        finally:
+            commands_child.close()
+            reports_child.close()
+        commands.settimeout(5.0)
+        reader, writer = await asyncio.open_unix_connection(sock=reports)
+        return _Zygote(proc, commands, reader, writer)
+
+    async def _zygote_handle(self) -> _Zygote:
+        async with self._zygote_lock:
+            if self._zygote is None or not self._zygote.alive:
+                if self._zygote is not None:
+                    log.warning("the sandbox zygote died; starting another")
+                    await self._zygote.close()
+                self._zygote = await self._start_zygote()
+            return self._zygote
+
+    # --- workers
+
+    async def _spawn(self, key: str, code: str, policy: bool) -> _Worker:
+        zygote = await self._zygote_handle()
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            zygote.spawn(theirs, Spawn(memory_mb=self.memory_mb, cpu_s=self.cpu_seconds,
+                                       max_output_bytes=self.max_output_bytes))
+        finally:
+            theirs.close()
+        reader, writer = await asyncio.open_unix_connection(sock=ours, limit=2**26)
+        try:
+            (size,) = HEADER.unpack(await asyncio.wait_for(reader.readexactly(HEADER.size),
+                                                           START_TIMEOUT_S))
+            ready = ready_decoder.decode(await reader.readexactly(size))
         except BaseException:
-            worker.kill()
-            await proc.wait()
+            writer.close()
             raise
-        self._all.add(worker)
+        worker = _Worker(key, ready.pid, ready.walls, reader, writer)
+        worker.send(Load(code=code, policy=policy))
+        self._stats["spawned"] += 1
         return worker
 
-    async def start(self) -> None:
-        workers = await asyncio.gather(*(self._spawn() for _ in range(self.size)))
-        for worker in workers:
-            self._idle.put_nowait(worker)
+    def _retire(self, worker: _Worker, kill: bool = False) -> None:
+        if kill and self._zygote is not None:
+            self._zygote.kill(worker.pid)
+        worker.close()
+        self._live -= 1
 
-    def _replace(self, worker: _Worker) -> None:
-        """Kill `worker` and start another in the background."""
-        worker.kill()
-        self._all.discard(worker)
-        self._stats["restarts"] += 1
+    async def _worker_for(self, key: str, code: str, policy: bool) -> _Worker:
+        while (worker := self._idle.take(key)) is not None:
+            if not worker.reader.at_eof():
+                return worker
+            self._retire(worker)  # died while idle (its zygote went away, say)
+        for cold in self._idle.evictions(self._live + 1, self.warm_workers, float("inf")):
+            self._stats["evicted"] += 1
+            self._retire(cold)
+        self._live += 1
+        try:
+            return await self._spawn(key, code, policy)
+        except BaseException:
+            self._live -= 1
+            raise
+
+    def _release(self, worker: _Worker) -> None:
+        if self._closed:
+            self._retire(worker)
+            return
+        self._idle.put(worker)
+        for cold in self._idle.evictions(self._live, self.warm_workers, self.warm_memory_mb):
+            self._stats["evicted"] += 1
+            self._retire(cold)
+
+    async def _death(self, worker: _Worker) -> str:
+        zygote = self._zygote
+        status = (await zygote.exit_status(worker.pid, EXIT_REPORT_WAIT_S)
+                  if zygote is not None else None)
+        return _describe_exit(status)
+
+    # --- lifecycle
+
+    async def start(self) -> None:
+        """Starts the zygote and one probe worker, which tells which walls this host allows."""
+        probe = await self._spawn("probe", "def run(input):\n    return input\n", True)
+        self.walls = probe.walls
+        self._live += 1
+        self._retire(probe)
+        log.info("sandbox walls up: %s; missing: %s", ", ".join(self.walls) or "none",
+                 ", ".join(self.missing_walls) or "none")
+        missing = sorted(self.require - set(self.walls))
+        if missing:
+            await self.close()
+            raise SandboxUnavailable(
+                f"required sandbox walls missing on this host: {', '.join(missing)}"
+                " (see docs/sandbox.md for what each needs)")
+
+    async def close(self) -> None:
         if self._closed:
             return
+        self._closed = True
+        for worker in list(self._idle):
+            self._idle.remove(worker)
+            self._retire(worker)
+        if self._zygote is not None:
+            await self._zygote.close()
+        if self._root:
+            shutil.rmtree(self._root, ignore_errors=True)
 
-        async def respawn() -> None:
-            await worker.proc.wait()
-            delay = 0.1
-            while not self._closed:
-                try:
-                    fresh = await self._spawn()
-                except Exception:
-                    log.exception("could not start a sandbox worker; retrying")
-                    await asyncio.sleep(delay)
-                    delay = min(delay * 2, 5.0)
-                    continue
-                if self._closed:
-                    fresh.kill()
-                    return
-                self._idle.put_nowait(fresh)
-                return
+    def stats(self) -> dict[str, int]:
+        return {"workers": self._live, "idle": len(self._idle), **self._stats}
 
-        task = asyncio.get_running_loop().create_task(respawn())
-        self._spawning.add(task)
-        task.add_done_callback(self._spawning.discard)
+    # --- calls
 
-    async def run(self, key: str, code: str, input: Any, timeout_ms: int) -> RunResult:
+    async def run(self, key: str, code: str, input: Any, timeout_ms: int,
+                  tenant: str | None = None, policy: bool = True) -> RunResult:
+        """Runs `code`'s entry point on `input`; `timeout_ms` covers the wait for a slot too."""
         if self._closed:
             raise SandboxClosed("the sandbox pool is closed")
         try:
             input_json = msgspec.json.encode(input)
         except (TypeError, ValueError) as exc:
             return RunResult("error", error_message=f"input is not JSON: {exc}")
-        request = frame(Request(key=key, code=code, input_json=input_json,
-                                timeout_ms=timeout_ms))
-        worker = await self._idle.get()
+        loop = asyncio.get_running_loop()
+        queued_at = loop.time()
+        deadline = queued_at + timeout_ms / 1000
+        name = tenant or key
+        gate = self._gates.get(name)
+        if gate is None:
+            gate = self._gates[name] = _Gate(self.task_concurrency)
+        gate.users += 1
+        try:
+            try:
+                async with asyncio.timeout_at(deadline):
+                    await gate.semaphore.acquire()
+            except TimeoutError:
+                return self._queued_timeout(timeout_ms, loop.time() - queued_at)
+            try:
+                try:
+                    async with asyncio.timeout_at(deadline):
+                        await self._running.acquire()
+                except TimeoutError:
+                    return self._queued_timeout(timeout_ms, loop.time() - queued_at)
+                try:
+                    return await self._call(key if policy else f"no-policy:{key}", code, policy,
+                                            input_json, deadline)
+                finally:
+                    self._running.release()
+            finally:
+                gate.semaphore.release()
+        finally:
+            gate.users -= 1
+            if gate.users == 0:
+                del self._gates[name]
+
+    def _queued_timeout(self, timeout_ms: int, waited_s: float) -> RunResult:
+        self._stats["timeouts"] += 1
+        return RunResult("timeout", error_message=f"timed out after {timeout_ms} ms waiting"
+                         " for a sandbox slot", latency_ms=round(waited_s * 1000, 3))
+
+    async def _call(self, key: str, code: str, policy: bool, input_json: bytes,
+                    deadline: float) -> RunResult:
+        loop = asyncio.get_running_loop()
+        try:
+            worker = await self._worker_for(key, code, policy)
+        except (OSError, TimeoutError, asyncio.IncompleteReadError, msgspec.DecodeError) as exc:
+            log.warning("could not start a sandbox worker: %s", type(exc).__name__)
+            return RunResult("error", error_message="could not start a sandbox worker")
+        remaining_ms = max(1, int((deadline - loop.time()) * 1000))
         self._stats["busy"] += 1
         keep = False
         try:
-            worker.stdin.write(request)
-            await worker.stdin.drain()
-            raw = await asyncio.wait_for(worker.read_frame(), timeout_ms / 1000 + KILL_GRACE_S)
+            worker.send(Request(input_json=input_json, timeout_ms=remaining_ms))
+            await worker.writer.drain()
+            raw = await asyncio.wait_for(worker.read_frame(), remaining_ms / 1000 + KILL_GRACE_S)
             response = response_decoder.decode(raw)
             keep = True
         except TimeoutError:
             self._stats["timeouts"] += 1
-            return RunResult("timeout", error_message=f"timed out after {timeout_ms} ms"
-                             " (worker replaced)", latency_ms=float(timeout_ms))
+            return RunResult("timeout", error_message=f"timed out after {remaining_ms} ms"
+                             " (worker replaced)", latency_ms=float(remaining_ms))
         except (ConnectionError, asyncio.IncompleteReadError, ValueError,
                 msgspec.DecodeError):
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(worker.proc.wait(), 1.0)
-            return RunResult("error", error_message=worker.death())
+            self._stats["restarts"] += 1
+            return RunResult("error", error_message=await self._death(worker))
         finally:
             self._stats["busy"] -= 1
             if keep:
-                self._idle.put_nowait(worker)
+                self._release(worker)
             else:
-                self._replace(worker)
+                self._retire(worker, kill=True)
+        worker.memory_mb = response.memory_mb
         self._stats["cache_hits" if response.cache_hit else "cache_misses"] += 1
         if response.status == "timeout":
             self._stats["timeouts"] += 1
@@ -185,21 +427,3 @@ class SandboxPool:
         return RunResult(response.status, output=output, error_message=response.error,
                          latency_ms=response.latency_ms, memory_usage_mb=response.memory_mb,
                          cache_hit=response.cache_hit)
-
-    def stats(self) -> dict[str, int]:
-        return {"workers": len(self._all), "idle": self._idle.qsize(), **self._stats}
-
-    async def close(self) -> None:
-        if self._closed:
-            return
-        self._closed = True
-        for task in list(self._spawning):
-            task.cancel()
-        for worker in list(self._all):
-            with contextlib.suppress(Exception):
-                worker.stdin.close()
-            worker.kill()
-        for worker in list(self._all):
-            with contextlib.suppress(Exception):
-                await worker.proc.wait()
-        self._all.clear()

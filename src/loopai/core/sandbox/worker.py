@@ -1,20 +1,20 @@
-"""A sandbox worker process: runs programs, one call at a time, for the pool.
+"""A sandbox worker: the process that runs one program, for its whole life.
 
-Started by the pool as `python -I -m loopai.core.sandbox.worker <memory_mb> <cpu_s>
-<max_output_bytes> <max_cached>`. Before it takes any work it imports what programs may
-use, then shuts itself in: no network (a new network namespace when it can), no new files
-(RLIMIT_FSIZE 0), few file descriptors, bounded memory and CPU, stdout away from the
-protocol pipe. Programs then run with restricted builtins and module proxies that hide
-every module reference (`statistics.sys`, `re.enum.sys` …).
+Forked by the zygote (`zygote.py`) from a parent that has already imported everything
+programs may use, it puts up its OS walls (`walls.py`: namespaces, chroot, its own uid, no
+capabilities, rlimits, seccomp), greets the pool with `Ready`, takes its program in one
+`Load`, then answers `Request`s one at a time. Programs run with restricted builtins and
+module proxies that hide every module reference (`statistics.sys`, `re.enum.sys` …); the
+walls hold even when a program gets past those.
 """
 
 from __future__ import annotations
 
+import ast
 import builtins
 import collections
 import collections.abc
-import contextlib
-import ctypes
+import ctypes  # noqa: F401  (preloaded: raw system calls must meet the walls, not ImportError)
 import datetime
 import difflib
 import functools
@@ -32,23 +32,26 @@ import sys
 import time
 import types
 import unicodedata
-from collections import OrderedDict
 from typing import Any, BinaryIO
 
 import msgspec
 
+from loopai.core.sandbox import walls
 from loopai.core.sandbox.policy import (
     ALLOWED_MODULES,
     ALLOWED_SUBMODULES,
     ProgramRejected,
     check_program,
+    entrypoint_of,
 )
 from loopai.core.sandbox.protocol import (
     HEADER,
+    Load,
     Ready,
     Request,
     Response,
     frame,
+    load_decoder,
     request_decoder,
 )
 
@@ -72,11 +75,16 @@ class CallTimeout(BaseException):
     """Raised by the interval timer inside a program that runs too long."""
 
 
+HIDDEN_NAMES = frozenset({"Formatter"})
+"""Public names programs never get: `string.Formatter().get_field` turns a string such as
+"0.__globals__" into the object it names."""
+
+
 def proxy(module: types.ModuleType) -> types.SimpleNamespace:
     """A module's public names without any module among them (but allowed submodules)."""
     names: dict[str, Any] = {}
     for name in dir(module):
-        if name.startswith("_"):
+        if name.startswith("_") or name in HIDDEN_NAMES:
             continue
         value = getattr(module, name)
         if isinstance(value, types.ModuleType):
@@ -124,12 +132,23 @@ def restricted_builtins() -> dict[str, Any]:
 
 
 class Program:
-    def __init__(self, code: str) -> None:
-        info = check_program(code)
-        scope: dict[str, Any] = {"__builtins__": restricted_builtins(), "__name__": "program"}
+    """One program, compiled once. With `policy` off (the `--no-policy` audit mode) it gets
+    the real builtins and no compile-time check: only the OS walls stand."""
+
+    def __init__(self, code: str, policy: bool = True) -> None:
+        if policy:
+            entrypoint = check_program(code).entrypoint
+            table: Any = restricted_builtins()
+        else:
+            found = entrypoint_of(ast.parse(code))
+            if found is None:
+                raise ProgramRejected("the program has no entry point",
+                                      ["define a top-level run(input) or classify(text)"])
+            entrypoint, table = found, builtins
+        scope: dict[str, Any] = {"__builtins__": table, "__name__": "program"}
         exec(compile(code, "<program>", "exec"), scope)
-        self.entrypoint = info.entrypoint
-        self.function = scope[info.entrypoint]
+        self.entrypoint = entrypoint
+        self.function = scope[entrypoint]
 
     def __call__(self, value: Any) -> Any:
         if self.entrypoint == "classify":
@@ -138,27 +157,6 @@ class Program:
             elif not isinstance(value, str):
                 raise TypeError("classify(text) needs a string input or an object with 'text'")
         return self.function(value)
-
-
-def _no_network() -> None:
-    """A fresh, empty network namespace: not even loopback. Needs CAP_SYS_ADMIN; without it
-    the AST policy (no socket module) is what keeps programs off the network."""
-    clone_newnet = 0x40000000
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.unshare(clone_newnet)
-    except (OSError, AttributeError):
-        pass
-
-
-def _limit(memory_mb: int) -> None:
-    mem = memory_mb * 1024 * 1024
-    resource.setrlimit(resource.RLIMIT_AS, (mem, mem))
-    resource.setrlimit(resource.RLIMIT_FSIZE, (0, 0))
-    resource.setrlimit(resource.RLIMIT_NOFILE, (16, 16))
-    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-    with contextlib.suppress(ValueError, OSError):  # ignored for root; see policy
-        resource.setrlimit(resource.RLIMIT_NPROC, (0, 0))
 
 
 def _cpu_budget(cpu_s: int) -> None:
@@ -192,22 +190,17 @@ def _describe(exc: BaseException) -> str:
 
 
 class Worker:
-    def __init__(self, cpu_s: int, max_output_bytes: int, max_cached: int) -> None:
+    def __init__(self, load: Load, cpu_s: int, max_output_bytes: int) -> None:
+        self.load = load
         self.cpu_s = cpu_s
         self.max_output_bytes = max_output_bytes
-        self.max_cached = max_cached
-        self.programs: OrderedDict[str, Program] = OrderedDict()
+        self.program: Program | None = None
 
-    def _program(self, key: str, code: str) -> tuple[Program, bool]:
-        program = self.programs.get(key)
-        if program is not None:
-            self.programs.move_to_end(key)
-            return program, True
-        program = Program(code)
-        self.programs[key] = program
-        if len(self.programs) > self.max_cached:
-            self.programs.popitem(last=False)
-        return program, False
+    def _program(self) -> tuple[Program, bool]:
+        if self.program is not None:
+            return self.program, True
+        self.program = Program(self.load.code, self.load.policy)
+        return self.program, False
 
     def handle(self, request: Request) -> Response:
         started = time.perf_counter()
@@ -218,7 +211,7 @@ class Worker:
             signal.setitimer(signal.ITIMER_REAL, request.timeout_ms / 1000)
             try:
                 # Defining the program runs its top level, which is program code too.
-                program, hit = self._program(request.key, request.code)
+                program, hit = self._program()
                 output = program(value)
             finally:
                 signal.setitimer(signal.ITIMER_REAL, 0)
@@ -260,29 +253,24 @@ def _memory_mb() -> float:
     return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 2)
 
 
-def main() -> None:
-    memory_mb, cpu_s, max_output, max_cached = (int(a) for a in sys.argv[1:5])
-    proto_in = os.fdopen(os.dup(0), "rb", buffering=0)
-    proto_out = os.fdopen(os.dup(1), "wb", buffering=0)
-    devnull = os.open(os.devnull, os.O_RDWR)
-    for fd in (0, 1):
-        os.dup2(devnull, fd)
-    os.close(devnull)
+def serve(sock: int, config: walls.WallConfig, cpu_s: int, max_output: int) -> None:
+    """The worker's life, in the forked child: walls, greeting, one program, calls."""
     signal.signal(signal.SIGALRM, _on_alarm)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+    os.environ.clear()
+    up = walls.put_up(config)
     sys.setrecursionlimit(400)
-    _no_network()
-    _limit(memory_mb)
-    worker = Worker(cpu_s, max_output, max_cached)
-    _write_all(proto_out, frame(Ready(pid=os.getpid())))
-    while True:
-        try:
+    proto_in = os.fdopen(sock, "rb", buffering=0, closefd=False)
+    proto_out = os.fdopen(sock, "wb", buffering=0, closefd=False)
+    _write_all(proto_out, frame(Ready(pid=os.getpid(), walls=up)))
+    try:
+        (size,) = HEADER.unpack(_read_exact(proto_in, HEADER.size))
+        worker = Worker(load_decoder.decode(_read_exact(proto_in, size)), cpu_s, max_output)
+        while True:
             (size,) = HEADER.unpack(_read_exact(proto_in, HEADER.size))
             request = request_decoder.decode(_read_exact(proto_in, size))
-        except EOFError:
-            return
-        _write_all(proto_out, frame(worker.handle(request)))
-
-
-if __name__ == "__main__":
-    main()
+            _write_all(proto_out, frame(worker.handle(request)))
+    except EOFError:
+        return
