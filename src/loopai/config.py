@@ -128,6 +128,9 @@ class Settings:
     """Comma-separated walls that must be up, e.g. `seccomp,uid`; start-up fails without
     them instead of serving unprotected. Names: seccomp, uid, userns, netns, mountns, ipcns,
     chroot, capabilities, no_new_privs, rlimits."""
+    examples_budget_ms: int = 10_000
+    """Time all of an upload's example checks share; examples not run by then are reported
+    as not finished (and count as wrong)."""
     batch_response_max_bytes: int = 8_000_000
     """Outputs one batch execute may return in all; items past it fail with
     `response_too_large` instead of being buffered."""
@@ -141,7 +144,8 @@ class Settings:
                      "history_max_events", "history_max_age_s", "token_ttl_s", "publish_burst",
                      "sandbox_workers", "sandbox_memory_mb", "sandbox_cpu_s",
                      "sandbox_task_concurrency", "sandbox_warm_workers",
-                     "sandbox_warm_memory_mb", "batch_response_max_bytes"):
+                     "sandbox_warm_memory_mb", "batch_response_max_bytes",
+                     "examples_budget_ms"):
             if getattr(self, name) <= 0:
                 raise ConfigurationError(f"{name} must be positive")
         if self.batch_deadline_s <= 0:

@@ -27,9 +27,6 @@ from loopai.core.store.database import Database
 from loopai.core.store.tasks import TaskRecord
 
 EXAMPLE_TIMEOUT_MS = 2000
-EXAMPLES_BUDGET_MS = 10_000
-"""All of an upload's example checks share this much time; examples not run by then are
-reported as not finished and count as wrong."""
 MAX_REPORTED_ERRORS = 10
 
 
@@ -42,7 +39,8 @@ def _event(artifact: Artifact) -> dict[str, Any]:
 
 class ArtifactService:
     def __init__(self, db: Database, pool: SandboxPool, events: DomainEvents,
-                 programs: ProgramCache) -> None:
+                 programs: ProgramCache, examples_budget_ms: int = 10_000) -> None:
+        self.examples_budget_ms = examples_budget_ms
         self.db = db
         self.pool = pool
         self.events = events
@@ -60,14 +58,14 @@ class ArtifactService:
         if not task.examples:
             return None, []
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + EXAMPLES_BUDGET_MS / 1000
+        deadline = loop.time() + self.examples_budget_ms / 1000
         errors: list[str] = []
         right = 0
         for i, example in enumerate(task.examples):
             left_ms = int((deadline - loop.time()) * 1000)
             if left_ms <= 0:
                 errors.append(f"examples {i}-{len(task.examples) - 1}: not run, the"
-                              f" {EXAMPLES_BUDGET_MS} ms budget for example checks ran out")
+                              f" {self.examples_budget_ms} ms budget for example checks ran out")
                 break
             result = await self.pool.run(key, code, example.input,
                                          min(EXAMPLE_TIMEOUT_MS, left_ms), tenant=task.id)

@@ -18,7 +18,7 @@ from loopai.core.executor import Executor
 from loopai.core.metrics import DomainMetrics
 from loopai.core.models import ArtifactStatus
 from loopai.core.programs import ProgramCache
-from loopai.core.sandbox import SandboxPool
+from loopai.core.sandbox import SandboxPool, SandboxUnavailable
 from loopai.core.schemas import SchemaCache
 from loopai.core.store import connect_database
 from loopai.core.store.artifacts import count_by_status
@@ -50,7 +50,8 @@ class Domain:
         self.programs = ProgramCache(self.db)
         self.writer = ExecutionWriter(self.db, registry)
         self.tasks = TaskService(self.db, self.schemas, self.events, self.programs)
-        self.artifacts = ArtifactService(self.db, self.pool, self.events, self.programs)
+        self.artifacts = ArtifactService(self.db, self.pool, self.events, self.programs,
+                                         settings.examples_budget_ms)
         self.executor = Executor(self.db, self.pool, self.schemas, self.programs, self.writer,
                                  self.events, self.metrics,
                                  batch_concurrency=settings.sandbox_task_concurrency,
@@ -63,7 +64,13 @@ class Domain:
         applied = await migrate(self.db)
         if applied:
             log.info("database migrated to version %d", applied[-1])
-        await self.pool.start()
+        try:
+            await self.pool.start()
+        except BaseException as exc:
+            if isinstance(exc, SandboxUnavailable):
+                log.error("%s", exc)
+            await self.db.close()  # its thread would keep a failed start-up from exiting
+            raise
         await self.writer.start()
         await self.events.start()
         await self.hub.listen("tasks", self.programs.on_event)

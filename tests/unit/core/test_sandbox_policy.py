@@ -65,3 +65,20 @@ def test_every_problem_is_reported_not_just_the_first() -> None:
 def test_syntax_errors_and_missing_entry_points_say_so() -> None:
     assert rejected("def run(x) return 1")[0].startswith("line 1:")
     assert "run(input) or classify(text)" in rejected("def main(x):\n    return 1\n")[0]
+
+
+@pytest.mark.parametrize(("code", "needle"), [
+    # string.Formatter resolves "0.__globals__" to the function's real globals.
+    ("import string\ndef run(x):\n    return string.Formatter().get_field("
+     "'0.__globals__', [string.Formatter.get_field], {})[0]['__builtins__']\n", "'Formatter'"),
+    ("from string import Formatter\ndef run(x):\n"
+     "    return Formatter().get_field('0.__class__', [x], {})\n", "'get_field'"),
+    ("import string\ndef run(x):\n    f = string.Formatter\n    return f().vformat('{0}', [x], {})\n",
+     "'Formatter'"),
+    # Class patterns read attributes without an attribute node.
+    ("def run(x):\n    match x:\n        case object(__class__=c):\n            return c\n",
+     "matching on attribute '__class__'"),
+])
+def test_known_bypasses_are_refused_at_upload(code: str, needle: str) -> None:
+    details = rejected(code)
+    assert any(needle in d for d in details), details

@@ -2,7 +2,7 @@
 and the pool the server talks to. See docs/sandbox.md."""
 
 from loopai.core.sandbox.policy import ProgramInfo, ProgramRejected, check_program
-from loopai.core.sandbox.pool import RunResult, SandboxClosed, SandboxPool
+from loopai.core.sandbox.pool import RunResult, SandboxClosed, SandboxPool, SandboxUnavailable
 
 __all__ = [
     "ProgramInfo",
@@ -10,5 +10,6 @@ __all__ = [
     "RunResult",
     "SandboxClosed",
     "SandboxPool",
+    "SandboxUnavailable",
     "check_program",
 ]
