@@ -15,8 +15,7 @@ from typing import Any
 
 import pytest
 
-from loopai.core.sandbox import SandboxPool
-from loopai.core.sandbox import audit
+from loopai.core.sandbox import SandboxPool, audit
 
 ROOT = os.geteuid() == 0
 ECHO = "def run(input):\n    return input\n"
@@ -58,7 +57,7 @@ async def test_a_root_server_gets_every_wall(pool: SandboxPool) -> None:
     if not ROOT:
         pytest.skip("the uid, namespace and chroot walls need the server to run as root "
                     "(CI runs as root; see docs/sandbox.md for containers)")
-    assert ROOT_WALLS <= set(pool.walls), pool.walls
+    assert set(pool.walls) >= ROOT_WALLS, pool.walls
 
 
 async def test_seccomp_is_up_wherever_libseccomp_is(pool: SandboxPool) -> None:

@@ -73,8 +73,8 @@ def test_syntax_errors_and_missing_entry_points_say_so() -> None:
      "'0.__globals__', [string.Formatter.get_field], {})[0]['__builtins__']\n", "'Formatter'"),
     ("from string import Formatter\ndef run(x):\n"
      "    return Formatter().get_field('0.__class__', [x], {})\n", "'get_field'"),
-    ("import string\ndef run(x):\n    f = string.Formatter\n    return f().vformat('{0}', [x], {})\n",
-     "'Formatter'"),
+    ("import string\ndef run(x):\n    f = string.Formatter\n"
+     "    return f().vformat('{0}', [x], {})\n", "'Formatter'"),
     # Class patterns read attributes without an attribute node.
     ("def run(x):\n    match x:\n        case object(__class__=c):\n            return c\n",
      "matching on attribute '__class__'"),
