@@ -21,6 +21,7 @@ from loopai.hub.auth import Authenticator
 from loopai.hub.connection import Connection
 from loopai.hub.errors import CloseCode
 from loopai.hub.hub import Hub
+from loopai.hub.origins import OriginPolicy
 from loopai.hub.sendqueue import SendQueue
 from loopai.hub.session import Session, SessionLimits
 from loopai.hub.types import SessionId
@@ -78,6 +79,15 @@ async def hub_socket(socket: WebSocket[Any, Any, Any]) -> None:
     hub: Hub = state.hub
     settings: Settings = state.settings
     authenticator: Authenticator = state.authenticator
+    origins: OriginPolicy = state.origins
+    origin = socket.headers.get("origin")
+    if not origins.allows(origin):
+        # Refused before the upgrade: uvicorn answers a close before accept with HTTP 403,
+        # so a page from a foreign site never gets an open socket.
+        log.warning("refused WebSocket from origin %r", origin[:200] if origin else origin)
+        hub.metrics.closes.labels("403").inc()
+        await socket.close(CloseCode.FORBIDDEN, "origin not allowed")
+        return
     wanted = socket.scope.get("subprotocols") or []
     await socket.accept(subprotocols=SUBPROTOCOL if SUBPROTOCOL in wanted else None)
     principal = authenticator.authenticate(_credential(socket))
