@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from litestar import Litestar
+from litestar.config.cors import CORSConfig
 from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
@@ -44,6 +45,7 @@ from loopai.hub.backplane.memory import MemoryBackplane
 from loopai.hub.hub import Hub
 from loopai.hub.instances import InstanceRegistry, RedisInstanceRegistry
 from loopai.hub.metrics import HubMetrics
+from loopai.hub.origins import OriginPolicy
 from loopai.hub.ws import hub_socket
 
 log = logging.getLogger("loopai")
@@ -111,6 +113,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
     instances = make_registry(settings, hub)
     domain = Domain(settings, hub, registry)
     http_metrics = HttpMetrics(registry)
+    origins = OriginPolicy.from_settings(settings.allowed_origins, settings.public_url,
+                                         settings.host, settings.port)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
@@ -142,6 +146,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         "ready_checks": [domain.ready, domain.sandbox_ready],
         "domain": domain,
         "instances": instances,
+        "origins": origins,
     })
     route_handlers: list[Any] = [
         hub_socket,
@@ -180,6 +185,11 @@ def create_app(settings: Settings | None = None) -> Litestar:
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
         middleware=middleware,
         before_send=[add_request_id_header],
+        cors_config=CORSConfig(
+            allow_origins=origins.cors_origins(),
+            allow_headers=["Authorization", "Content-Type"],
+            expose_headers=["X-Request-ID"],
+        ),
         request_max_body_size=1_048_576,
         openapi_config=OpenAPIConfig(
             title="Loopai Hub API",

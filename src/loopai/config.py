@@ -17,6 +17,7 @@ from typing import Any, get_type_hints
 import msgspec
 
 from loopai.errors import ConfigurationError
+from loopai.hub.origins import OriginPolicy
 
 WALLS = ("seccomp", "uid", "userns", "netns", "mountns", "ipcns", "chroot", "capabilities",
          "no_new_privs", "rlimits")
@@ -49,6 +50,11 @@ class Settings:
     public_url: str = ""
     """How other instances and operators reach this one (registry); default http://host:port."""
     log_level: str = "info"
+    allowed_origins: list[str] = field(default_factory=list)
+    """JSON list of browser origins (`https://app.example.com`) that may open the WebSocket
+    and call the API cross-origin (CORS); `["*"]` allows every origin. Empty: this server's
+    own origin (from `public_url`, and `http://host:port`). Clients that send no `Origin`
+    (anything but a browser) are always let through; credentials guard those."""
 
     # --- backplane and storage
     redis_url: str = ""
@@ -174,6 +180,7 @@ class Settings:
             self.token_secret = secrets.token_urlsafe(32)
         if not self.public_url:
             self.public_url = f"http://{self.host}:{self.port}"
+        OriginPolicy.from_settings(self.allowed_origins, self.public_url, self.host, self.port)
 
     @property
     def sandbox_walls_required(self) -> frozenset[str]:

@@ -11,6 +11,7 @@ import { Waiters } from './waiters.js';
 
 const DEFAULT_OPTIONS = Object.freeze({
   token: null,
+  getToken: null,
   WebSocket: null,
   tokenIn: 'auto',
   backoff: {},
@@ -46,6 +47,12 @@ export class HubClient extends Emitter {
     super();
     this.url = url;
     this.options = { ...DEFAULT_OPTIONS, ...options };
+    if (this.options.getToken != null && this.options.token != null) {
+      throw new TypeError('pass token or getToken, not both');
+    }
+    if (this.options.getToken != null && typeof this.options.getToken !== 'function') {
+      throw new TypeError('getToken must be a function');
+    }
     this._backoff = backoffOptions(this.options.backoff);
     this._session = new Session();
     this._routes = new Routes();
@@ -174,7 +181,7 @@ export class HubClient extends Emitter {
     try {
       const [WebSocketClass, token] = await Promise.all([
         resolveWebSocket(this.options.WebSocket),
-        resolveToken(this.options.token),
+        resolveToken(this._tokenSource()),
       ]);
       if (this._state !== 'connecting') return; // closed while waiting for the token
       socket = openSocket(WebSocketClass, this.url, token, this.options.tokenIn);
@@ -305,6 +312,14 @@ export class HubClient extends Emitter {
     this._release(conn);
     if (this._closing) return;
     this._log('info', 'hub connection closed', { code, reason });
+    // 4401 after `welcome`: the connection token expired. With a way to get a new one that is
+    // a reconnect (resuming from the cursors); 4401 before `welcome` is a refused token: stop.
+    const expired = code === CloseCode.UNAUTHORIZED && conn.welcomed && this._refreshes();
+    if (expired) {
+      this._attempt = 0;
+      this._retry(code, null, reason);
+      return;
+    }
     if (closeAction(code) === 'stop') {
       const text = `hub refused the connection: ${code}${reason ? ` ${reason}` : ''}`;
       this._stop(null, new HubClosedError(text, { code: 'refused', closeCode: code, reason }));
@@ -313,6 +328,16 @@ export class HubClient extends Emitter {
     const stable = conn.welcomed && Date.now() - conn.openedAt >= this.options.stableMs;
     if (stable || retryMs !== null) this._attempt = 0;
     this._retry(code, retryMs, reason);
+  }
+
+  /** Where each attempt's token comes from: `getToken`, else `token` (a string or function). */
+  _tokenSource() {
+    return this.options.getToken ?? this.options.token;
+  }
+
+  /** Whether a new token can be had for the next attempt (a callback, not a fixed string). */
+  _refreshes() {
+    return typeof this._tokenSource() === 'function';
   }
 
   _retry(code, retryMs, reason) {

@@ -12,7 +12,7 @@ import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 
 import { ApiClient } from '../src/index.js';
-import { e2eSkipReason, HubProcess } from './support/hub-process.js';
+import { e2eSkipReason, freePort, HubProcess } from './support/hub-process.js';
 import { TcpProxy } from './support/tcp-proxy.js';
 
 const CHROMIUM = process.env.CHROMIUM_BIN || ['/usr/bin/chromium', '/usr/bin/chromium-browser'].find(existsSync);
@@ -48,9 +48,15 @@ const PAGE = `<!doctype html><meta charset="utf-8"><title>loopai client</title>
 
 describe('in a real browser', { skip: skip ?? false }, () => {
   let hub;
+  let pagePort;
   before(async () => {
+    pagePort = await freePort();
     hub = await new HubProcess({
-      env: { LOOPAI_API_KEYS: JSON.stringify([{ name: 'browser', key: KEY, scopes: ['admin'] }]) },
+      env: {
+        LOOPAI_API_KEYS: JSON.stringify([{ name: 'browser', key: KEY, scopes: ['admin'] }]),
+        // The page comes from another origin than the hub's: it must be allowed by name.
+        LOOPAI_ALLOWED_ORIGINS: JSON.stringify([`http://127.0.0.1:${pagePort}`]),
+      },
     }).start();
   });
   after(() => hub?.kill());
@@ -75,7 +81,7 @@ describe('in a real browser', { skip: skip ?? false }, () => {
       if (/^\/src\/[\w-]+\.js$/.test(path)) return send(res, 200, readFileSync(join(root, path)), 'text/javascript');
       return send(res, 404, 'not found', 'text/plain');
     });
-    await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
+    await new Promise((resolve) => server.listen(pagePort, '127.0.0.1', resolve));
     t.after(() => new Promise((resolve) => server.close(resolve)));
 
     const profile = mkdtempSync(join(tmpdir(), 'loopai-chromium-'));

@@ -109,6 +109,12 @@ export interface Logger {
 export interface HubClientOptions {
   /** An API key or connection token, or a function returning one (called per attempt). */
   token?: string | null | (() => string | null | Promise<string | null>);
+  /**
+   * Called before every connection attempt for the token to use (instead of `token`), say one
+   * freshly minted with `ApiClient.wsToken()`. When a connection token expires (close 4401
+   * after `welcome`) the client calls it again, reconnects and resumes: nothing is lost.
+   */
+  getToken?: (() => string | null | Promise<string | null>) | null;
   /** The WebSocket class; default: the global one, else the `ws` package (Node 20). */
   WebSocket?: unknown;
   /** Where the token goes: 'header' (Node `ws` only), 'query' (`?token=`), 'auto' (default). */

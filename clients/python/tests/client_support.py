@@ -65,13 +65,14 @@ class Stream:
     topic: str
     acked: list[int] = field(default_factory=list)
     task: asyncio.Task[None] | None = None
+    token: str | None = None
 
     async def start(self) -> Stream:
         self.task = asyncio.create_task(self._run())
         return self
 
     async def _run(self) -> None:
-        async with HubClient(self.url, heartbeat_s=1.0) as pub:
+        async with HubClient(self.url, heartbeat_s=1.0, token=self.token) as pub:
             n = 0
             while True:
                 try:

@@ -21,6 +21,8 @@ class Principal(msgspec.Struct, frozen=True):
     name: str
     scopes: frozenset[str]
     prefixes: tuple[str, ...] = ()
+    expires_at: int | None = None
+    """When the credential stops being valid (epoch seconds): connection tokens only."""
 
     def has(self, scope: str) -> bool:
         return "admin" in self.scopes or scope in self.scopes
@@ -101,4 +103,5 @@ class Authenticator:
             return None
         if claims.exp < time.time():
             return None
-        return Principal(claims.sub, frozenset(claims.scopes), tuple(claims.prefixes))
+        return Principal(claims.sub, frozenset(claims.scopes), tuple(claims.prefixes),
+                         expires_at=claims.exp)

@@ -21,12 +21,15 @@ from loopai.hub.auth import Authenticator
 from loopai.hub.connection import Connection
 from loopai.hub.errors import CloseCode
 from loopai.hub.hub import Hub
+from loopai.hub.origins import OriginPolicy
 from loopai.hub.sendqueue import SendQueue
 from loopai.hub.session import Session, SessionLimits
 from loopai.hub.types import SessionId
 
 log = logging.getLogger("loopai.hub")
 SUBPROTOCOL = "loopai.v1.json"
+TOKEN_EXPIRED = "token expired"
+"""The reason of the 4401 close sent when a connection token runs out mid-connection."""
 
 
 class SocketTransport:
@@ -78,6 +81,15 @@ async def hub_socket(socket: WebSocket[Any, Any, Any]) -> None:
     hub: Hub = state.hub
     settings: Settings = state.settings
     authenticator: Authenticator = state.authenticator
+    origins: OriginPolicy = state.origins
+    origin = socket.headers.get("origin")
+    if not origins.allows(origin):
+        # Refused before the upgrade: uvicorn answers a close before accept with HTTP 403,
+        # so a page from a foreign site never gets an open socket.
+        log.warning("refused WebSocket from origin %r", origin[:200] if origin else origin)
+        hub.metrics.closes.labels("403").inc()
+        await socket.close(CloseCode.FORBIDDEN, "origin not allowed")
+        return
     wanted = socket.scope.get("subprotocols") or []
     await socket.accept(subprotocols=SUBPROTOCOL if SUBPROTOCOL in wanted else None)
     principal = authenticator.authenticate(_credential(socket))
@@ -101,16 +113,58 @@ async def hub_socket(socket: WebSocket[Any, Any, Any]) -> None:
         session=session.id, instance=settings.instance_id, protocol=1,
         heartbeat_ms=settings.heartbeat_ms, max_frame_bytes=settings.max_frame_bytes)))
     hub.register(conn)
-    await _pump(socket, hub, conn, transport, settings.heartbeat_ms / 1000)
+    expiry = Expiry(hub, conn)
+    try:
+        await _pump(socket, hub, conn, transport, settings.heartbeat_ms / 1000, expiry)
+    finally:
+        expiry.cancel()
+
+
+class Expiry:
+    """A connection authenticated with a connection token ends when the token does: close
+    4401 "token expired", after what is already queued. API keys carry no expiry.
+
+    A command being performed when the token runs out is finished and answered first (its
+    reply must not be lost once its effect happened); the reader closes right after it."""
+
+    __slots__ = ("_conn", "_handle", "_hub", "busy")
+
+    def __init__(self, hub: Hub, conn: Connection) -> None:
+        self._hub = hub
+        self._conn = conn
+        self.busy = False
+        self._handle: asyncio.TimerHandle | None = None
+        expires_at = conn.session.principal.expires_at
+        if expires_at is not None:
+            delay = max(0.0, expires_at - time.time())
+            self._handle = asyncio.get_running_loop().call_later(delay, self._fire)
+
+    def expired(self) -> bool:
+        expires_at = self._conn.session.principal.expires_at
+        return expires_at is not None and time.time() >= expires_at
+
+    def close(self) -> None:
+        if self._conn.closing:
+            return
+        self._hub.metrics.closes.labels(str(CloseCode.UNAUTHORIZED.value)).inc()
+        self._conn.request_close(CloseCode.UNAUTHORIZED, TOKEN_EXPIRED)
+
+    def _fire(self) -> None:
+        if not self.busy:
+            self.close()
+
+    def cancel(self) -> None:
+        if self._handle is not None:
+            self._handle.cancel()
 
 
 async def _pump(socket: WebSocket[Any, Any, Any], hub: Hub, conn: Connection,
-                transport: SocketTransport, heartbeat_s: float) -> None:
+                transport: SocketTransport, heartbeat_s: float, expiry: Expiry) -> None:
     """Run reader and writer until either ends. A close that cannot complete within a
     heartbeat (the peer stopped reading) and a connection uvicorn gave up on (keep-alive
     timeout) are aborted, so a dead peer's resources are freed within about two intervals."""
     writer = asyncio.create_task(conn.run_writer(linger_s=hub.write_linger_s))
-    reader = asyncio.create_task(_read(socket, hub, conn))
+    reader = asyncio.create_task(_read(socket, hub, conn, expiry))
     closing = asyncio.create_task(conn.close_requested.wait())
     tasks = {reader, writer, closing}
     try:
@@ -133,7 +187,8 @@ async def _pump(socket: WebSocket[Any, Any, Any], hub: Hub, conn: Connection,
         await asyncio.gather(reader, writer, return_exceptions=True)
 
 
-async def _read(socket: WebSocket[Any, Any, Any], hub: Hub, conn: Connection) -> None:
+async def _read(socket: WebSocket[Any, Any, Any], hub: Hub, conn: Connection,
+                expiry: Expiry) -> None:
     session = conn.session
     try:
         while not conn.closing:
@@ -144,11 +199,22 @@ async def _read(socket: WebSocket[Any, Any, Any], hub: Hub, conn: Connection) ->
             if data is None:
                 data = message.get("bytes") or b""  # type: ignore[assignment]
             assert data is not None
+            if expiry.expired():
+                # The timer may fire a little late: nothing is done on a dead credential.
+                expiry.close()
+                return
             commands = session.receive_frame(data)
             for frame in session.frames_to_send():
                 conn.push(frame)
             if commands:
-                await hub.perform(conn, commands)
+                expiry.busy = True
+                try:
+                    await hub.perform(conn, commands)
+                finally:
+                    expiry.busy = False
+                if expiry.expired():
+                    expiry.close()
+                    return
             close = session.close_expected()
             if close is not None:
                 hub.metrics.closes.labels(str(close[0].value)).inc()

@@ -16,8 +16,8 @@ export async function until(predicate, what, timeoutMs = 15_000) {
 }
 
 /** A publisher that numbers its events 0, 1, 2, … and remembers which were acknowledged. */
-export async function startStream(url, topic, intervalMs = 10) {
-  const pub = await HubClient.connect(url, FAST);
+export async function startStream(url, topic, intervalMs = 10, options = {}) {
+  const pub = await HubClient.connect(url, { ...FAST, ...options });
   const stream = { acked: [], failed: [], running: true, pub };
   stream.loop = (async () => {
     for (let n = 0; stream.running; n++) {

@@ -17,6 +17,8 @@ async function main(): Promise<void> {
     }
   }
   await hub.subscribe('demo', (item: SubscriptionItem) => console.log(item.topic));
+  const api2 = new ApiClient('http://127.0.0.1:8000', { token: 'key' });
+  await HubClient.connect('http://127.0.0.1:8000', { getToken: async () => (await api2.wsToken()).token });
   const { cursor } = await hub.publish('demo', 'hello', { n: 1 });
   console.log(cursor.length, hub.cursor('demo'));
   await hub.close();

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import logging
 import random
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 from websockets.asyncio.client import ClientConnection, connect
@@ -18,6 +19,7 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidSta
 
 from loopai_client._session import (
     NORMAL,
+    UNAUTHORIZED,
     Active,
     Delivered,
     ProtocolError,
@@ -36,7 +38,15 @@ from loopai_client.models import ConnectionState, Event, Gap, StateChange
 
 log = logging.getLogger("loopai_client")
 
+TokenSource = Callable[[], str | Awaitable[str | None] | None]
+"""A `get_token` callback: returns (or resolves to) a token, say freshly minted with
+`AsyncApiClient.ws_token()`."""
+
 _END = object()
+
+
+class _TokenFailed(Exception):
+    """`get_token` raised or returned something that is not a token."""
 
 
 class Subscription:
@@ -86,14 +96,23 @@ class HubClient:
     re-subscribes every topic from its last cursor. Stops for good (raising
     AuthenticationError or HubClosed to waiters and iterators) on 4401/4403 and other closes
     that retrying cannot fix. `on_state` hears every state change.
+
+    `get_token` (instead of `token`) is called before every connection attempt for the
+    token to use. With it, a 4401 on an open connection (its connection token expired) is
+    not fatal: the client fetches a new token, reconnects and resumes from its cursors, so
+    no event is lost. A 4401 before `welcome` (the token was refused) still stops it.
     """
 
     def __init__(self, url: str, *, token: str | None = None, backoff: Backoff | None = None,
                  heartbeat_s: float = 10.0, connect_timeout_s: float = 10.0,
                  on_state: Callable[[StateChange], None] | None = None,
-                 since: dict[str, str] | None = None) -> None:
+                 since: dict[str, str] | None = None,
+                 get_token: TokenSource | None = None) -> None:
+        if token is not None and get_token is not None:
+            raise ValueError("pass token or get_token, not both")
         self.url = url
         self.token = token
+        self.get_token = get_token
         self.backoff = backoff or Backoff()
         self.heartbeat_s = heartbeat_s
         self.connect_timeout_s = connect_timeout_s
@@ -285,7 +304,10 @@ class HubClient:
             self._set_state(ConnectionState.CONNECTING if self.connections == 0
                             else ConnectionState.RECONNECTING)
             retry_s: float | None = None
+            closed_with: int | None = None
             try:
+                if self.get_token is not None:
+                    self.token = await self._fresh_token(self.get_token)
                 ws = await connect(
                     self.url, additional_headers=self._headers(),
                     open_timeout=self.connect_timeout_s,
@@ -301,6 +323,8 @@ class HubClient:
                 reason = f"handshake refused ({status})"
             except (OSError, TimeoutError, InvalidHandshake) as exc:
                 reason = f"{type(exc).__name__}: {exc}"
+            except _TokenFailed as exc:
+                reason = str(exc)
             except InvalidURI as exc:
                 self._finish(HubClosed(f"invalid hub URL: {exc}"))
                 return
@@ -309,7 +333,12 @@ class HubClient:
                 closed_with, reason, retry_s, stable = await self._serve(ws)
                 if self._closed_error is not None:
                     return
-                if close_action(closed_with) == "stop":
+                expired = (closed_with == UNAUTHORIZED and stable
+                           and self.get_token is not None)
+                if expired:
+                    log.info("hub connection token expired (%s); reconnecting with a new one",
+                             reason)
+                elif close_action(closed_with) == "stop":
                     error_type = (AuthenticationError if closed_with in (4401, 4403)
                                   else HubClosed)
                     self._finish(error_type(
@@ -323,8 +352,22 @@ class HubClient:
                 return
             delay = random.random() * retry_s if retry_s else self.backoff.delay(attempt)
             attempt += 1
-            self._set_state(ConnectionState.RECONNECTING, reason, retry_in_s=delay)
+            self._set_state(ConnectionState.RECONNECTING, reason, closed_with, retry_in_s=delay)
             await asyncio.sleep(delay)
+
+    @staticmethod
+    async def _fresh_token(get_token: TokenSource) -> str | None:
+        """The callback's token; its failure is a failed attempt (retried with backoff)."""
+        try:
+            value = get_token()
+            if inspect.isawaitable(value):
+                value = await value
+        except Exception as exc:
+            log.warning("get_token failed: %r", exc)
+            raise _TokenFailed(f"get_token failed: {type(exc).__name__}: {exc}") from exc
+        if value is not None and not isinstance(value, str):
+            raise _TokenFailed(f"get_token returned {type(value).__name__}, not a str")
+        return value or None
 
     def _headers(self) -> dict[str, str] | None:
         return {"Authorization": f"Bearer {self.token}"} if self.token else None
