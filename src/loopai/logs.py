@@ -112,3 +112,9 @@ def configure(level: str, instance: str, secrets: Iterable[str] = ()) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
+    # Loggers with handlers of their own (Litestar configures `litestar` with a plain-text
+    # queue handler that does not propagate) would write around the redaction: route them here.
+    for logger in list(logging.Logger.manager.loggerDict.values()):
+        if isinstance(logger, logging.Logger) and logger.handlers:
+            logger.handlers.clear()
+            logger.propagate = True

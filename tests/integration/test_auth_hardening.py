@@ -71,6 +71,8 @@ async def test_no_credential_reaches_the_log_at_debug_level() -> None:
         proc.stop()
     assert proc.log_path is not None
     text = proc.log_path.read_text(errors="replace")
+    # Every line went through the JSON (redacting) formatter: no logger writes around it.
+    assert all(json.loads(line)["message"] is not None for line in text.splitlines()), text
     # The lines that used to carry them are there, redacted: the test is not vacuous.
     assert "WebSocket /ws?token=[redacted]" in text
     assert "authorization: bearer [redacted]" in text.lower()

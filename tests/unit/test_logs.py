@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 import logging
+from pathlib import Path
+
+import pytest
 
 from loopai.logs import JsonFormatter, Redactor
 
@@ -74,3 +77,44 @@ def test_exception_text_is_redacted() -> None:
         record.exc_info = sys.exc_info()
     text = JsonFormatter(redactor=Redactor([KEY])).format(record)
     assert KEY not in text and TOKEN not in text and "ValueError: bad credential" in text
+
+
+def test_a_server_error_carrying_a_credential_is_logged_redacted(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The whole path of a 500: the app's exception handler, our handler on the root logger
+    (and Litestar's own logger routed there), the `errors` topic."""
+    from litestar import get
+    from litestar.testing import TestClient
+
+    from loopai import logs
+    from loopai.app import create_app
+    from loopai.config import ApiKey, Settings
+
+    @get("/api/v1/boom", sync_to_thread=False)
+    def boom() -> None:
+        raise RuntimeError(f"failed with {KEY} and Bearer {TOKEN}")
+
+    settings = Settings(database_url=f"sqlite:///{tmp_path}/t.db", metrics_interval_ms=0,
+                        sandbox_workers=1, api_keys=[ApiKey(key=KEY, scopes=["admin"])])
+    app = create_app(settings)
+    app.register(boom)
+    root = logging.getLogger()
+    saved = root.handlers[:], root.level
+    logs.configure("debug", "i-1", [KEY, settings.token_secret])
+    try:
+        with TestClient(app) as client:
+            response = client.get(f"/api/v1/boom?token={KEY}",
+                                  headers={"authorization": f"Bearer {KEY}"})
+            logging.getLogger("litestar").error("litestar says %s", KEY)
+    finally:
+        root.handlers[:], level = saved
+        root.setLevel(level)
+        logs._active = Redactor()
+    assert response.status_code == 500
+    err = capsys.readouterr().err
+    lines = [json.loads(line) for line in err.splitlines() if line.strip()]
+    assert any("RuntimeError: failed with [redacted]" in str(line.get("exception"))
+               for line in lines), err
+    assert any(line["logger"] == "litestar" for line in lines), err
+    assert KEY not in err and TOKEN not in err
