@@ -82,7 +82,9 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigurationError as exc:
         print(f"loopai: configuration error: {exc}", file=sys.stderr)
         return 2
-    logs.configure(settings.log_level, settings.instance_id)
+    # Every configured secret is blanked from log lines, whatever logger writes them.
+    logs.configure(settings.log_level, settings.instance_id,
+                   secrets=[*(k.key for k in settings.api_keys), settings.token_secret])
     heartbeat = settings.heartbeat_ms / 1000
     config = uvicorn.Config(
         app,

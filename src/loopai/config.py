@@ -102,8 +102,9 @@ class Settings:
     """How often `metrics.snapshot` goes to the `metrics` topic; 0 turns it off."""
 
     http_rate_limit: int = 0
-    """HTTP requests per second one client (its bearer credential, else its address) may make
-    to the API before 429; 0 = off (behind a balancer, limit at the edge or key by token)."""
+    """HTTP requests per second one client may make to the API before 429: an authenticated
+    caller by its key's name (its tokens share the budget), anyone else by address; 0 = off
+    (behind a balancer every unauthenticated client shares its address: limit at the edge)."""
 
     execution_retention_s: int = 2_592_000
     """Unsampled execution records older than this are deleted (sampled ones are kept for

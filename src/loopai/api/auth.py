@@ -23,18 +23,26 @@ def bearer(connection: ASGIConnection[Any, Any, Any, Any]) -> str | None:
     return None
 
 
-def principal_of(connection: ASGIConnection[Any, Any, Any, Any]) -> Principal:
-    """The caller, authenticated once per request and cached on its state."""
+def authenticated(connection: ASGIConnection[Any, Any, Any, Any]) -> Principal | None:
+    """The caller if its credential is valid (cached on the request's state), else None.
+    Never raises; the rate limiter uses it to tell callers apart before any guard runs."""
     cached = connection.scope.get("state", {}).get("principal")
     if isinstance(cached, Principal):
         return cached
     authenticator: Authenticator = connection.app.state.authenticator
-    credential = bearer(connection)
-    principal = authenticator.authenticate(credential)
+    principal = authenticator.authenticate(bearer(connection))
+    if principal is not None:
+        connection.scope.setdefault("state", {})["principal"] = principal
+    return principal
+
+
+def principal_of(connection: ASGIConnection[Any, Any, Any, Any]) -> Principal:
+    """The caller, authenticated once per request; 401 when the credential is missing or bad."""
+    principal = authenticated(connection)
     if principal is None:
+        credential = bearer(connection)
         message = "missing credentials" if credential is None else "invalid or expired credentials"
         raise ApiError(401, "unauthorized", message, headers={"WWW-Authenticate": "Bearer"})
-    connection.scope.setdefault("state", {})["principal"] = principal
     return principal
 
 

@@ -25,6 +25,7 @@ from loopai.core.errors import DomainError
 from loopai.core.paging import InvalidPageCursor
 from loopai.core.store.database import DatabaseUnavailable
 from loopai.errors import BackplaneUnavailable
+from loopai.logs import redact
 
 log = logging.getLogger("loopai.api")
 
@@ -160,7 +161,7 @@ def _handle_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Respo
     if domain is not None:
         domain.events.emit(("errors",), "error", {
             "source": "server", "trace_id": trace_id, "method": request.method,
-            "route": str(request.scope.get("path_template") or request.url.path),
+            "route": redact(str(request.scope.get("path_template") or request.url.path)),
             "error": type(exc).__name__,
         })
     return error_response(request, 500, "internal", "internal server error")
