@@ -48,7 +48,7 @@ def compile_schema(schema: dict[str, Any]) -> Any:
     """A validator for `schema`, or SchemaError. Never opens a connection; CPU-bound."""
     try:
         jsonschema_rs.meta.validate(schema, registry=_OFFLINE)
-        return jsonschema_rs.validator_for(schema, offline=True, retriever=_refuse)
+        return jsonschema_rs.validator_for(schema, offline=True)
     except jsonschema_rs.ValidationError as exc:
         raise SchemaError(_first_line(exc)) from None
     except Exception as exc:  # unsupported draft, bad regex, unresolvable $ref
