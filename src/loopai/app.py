@@ -17,6 +17,7 @@ from litestar.openapi.plugins import SwaggerRenderPlugin
 from prometheus_client import CollectorRegistry
 
 from loopai import __version__
+from loopai.api.bodies import check_body
 from loopai.api.errors import (
     EXCEPTION_HANDLERS,
     add_request_id_header,
@@ -180,6 +181,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
         middleware=middleware,
         before_send=[add_request_id_header],
+        before_request=check_body,
         request_max_body_size=1_048_576,
         openapi_config=OpenAPIConfig(
             title="Loopai Hub API",
