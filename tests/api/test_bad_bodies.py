@@ -5,6 +5,8 @@ task names printable. After each, the server still serves."""
 from __future__ import annotations
 
 import http.server
+import json
+import socket
 import threading
 import uuid
 from collections.abc import Iterator
@@ -13,7 +15,8 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.api.conftest import SENTIMENT_INPUT, make_active_task, make_task
+from tests.api.conftest import ADMIN, SENTIMENT_INPUT, make_active_task, make_task
+from tests.support.hub_process import HubProcess
 
 
 def error_of(response: httpx.Response, status: int, code: str) -> dict[str, Any]:
@@ -272,3 +275,51 @@ def test_names_are_trimmed(api: httpx.Client) -> None:
     assert renamed.status_code == 200, renamed.text
     assert renamed.json()["name"] == f"{name} Ü ✓"
     assert_still_serving(api)
+
+
+# --- requests the HTTP parser refuses (uvicorn answers them, not the app)
+
+
+def raw_exchange(port: int, request: bytes) -> bytes:
+    """Send `request` as is, half-close, and read everything until the server closes."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(request)
+        sock.shutdown(socket.SHUT_WR)
+        data = b""
+        while chunk := sock.recv(65536):
+            data += chunk
+        return data
+
+
+HEAD = (b"POST /api/v1/tasks HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        b"Authorization: Bearer " + ADMIN.encode() + b"\r\n")
+
+
+@pytest.mark.parametrize("framing", [
+    b"Content-Length: abc\r\n\r\n{}",
+    b"Content-Length: -1\r\n\r\n{}",
+    b"Content-Length: 2\r\nContent-Length: 3\r\n\r\n{}",
+    b"Content-Length: 2\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n",
+    b'Content-Length: 2\r\n\r\n{"name": "the rest is read as a next request"}',
+])
+def test_content_length_mismatch_gets_the_json_error(api_server: HubProcess, api: httpx.Client,
+                                                     framing: bytes) -> None:
+    response = raw_exchange(api_server.port, HEAD + framing)
+    head, _, body = response.partition(b"\r\n\r\n")
+    status, *header_lines = head.decode().split("\r\n")
+    headers = dict(line.lower().split(": ", 1) for line in header_lines)
+    assert status == "HTTP/1.1 400 Bad Request", response
+    assert headers["content-type"] == "application/json"
+    error = json.loads(body)
+    assert set(error) == {"code", "message", "trace_id", "timestamp"}
+    assert error["code"] == "bad_request" and error["message"].startswith("malformed HTTP")
+    assert error["trace_id"] == headers["x-request-id"]
+    assert_still_serving(api)
+
+
+def test_body_shorter_than_its_content_length_then_hang_up(api_server: HubProcess,
+                                                          api: httpx.Client) -> None:
+    # Nobody is left to answer; the server just carries on (and logs no error).
+    assert raw_exchange(api_server.port, HEAD + b"Content-Length: 100\r\n\r\n{}") == b""
+    assert_still_serving(api)
+    assert "client disconnected prematurely" not in api_server.log()

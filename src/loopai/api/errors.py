@@ -126,7 +126,11 @@ def _handle_validation(
 
 def _handle_http(request: Request[Any, Any, Any], exc: HTTPException) -> Response[ErrorBody]:
     code = _STATUS_CODES.get(exc.status_code, "error")
-    if exc.status_code >= 500:
+    if exc.detail == "client disconnected prematurely":
+        # Sent fewer body bytes than its Content-Length, then hung up: nobody to answer.
+        log.info("client left before sending its whole body",
+                 extra={"trace_id": request_id(request)})
+    elif exc.status_code >= 500:
         log.error("http %s: %s", exc.status_code, exc.detail,
                   extra={"trace_id": request_id(request)})
     return error_response(request, exc.status_code, code, exc.detail, headers=exc.headers)
