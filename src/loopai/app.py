@@ -18,6 +18,7 @@ from litestar.openapi.plugins import SwaggerRenderPlugin
 from prometheus_client import CollectorRegistry
 
 from loopai import __version__
+from loopai.api.bodies import check_body
 from loopai.api.errors import (
     EXCEPTION_HANDLERS,
     add_request_id_header,
@@ -190,6 +191,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             allow_headers=["Authorization", "Content-Type"],
             expose_headers=["X-Request-ID"],
         ),
+        before_request=check_body,
         request_max_body_size=1_048_576,
         openapi_config=OpenAPIConfig(
             title="Loopai Hub API",

@@ -13,6 +13,7 @@ from typing import Any
 import uvicorn
 
 from loopai import logs
+from loopai.api.http_protocol import protocol_class
 from loopai.app import create_app, drain
 from loopai.config import Settings
 from loopai.errors import ConfigurationError
@@ -92,6 +93,7 @@ def main(argv: list[str] | None = None) -> int:
         port=settings.port,
         log_level=settings.log_level,
         log_config=None,  # our JSON handler on the root logger formats uvicorn too
+        http=protocol_class(),  # the parser's own 400s in the API's error shape
         ws_max_size=settings.max_frame_bytes,
         # Compression would run once per subscriber per frame, undoing "encode once".
         ws_per_message_deflate=False,

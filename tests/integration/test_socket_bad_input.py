@@ -178,3 +178,67 @@ async def test_http_errors_have_one_shape(server: HubProcess) -> None:
                             headers=auth)
         assert r.status_code == 201 and r.headers["x-request-id"]
     await assert_still_serving(server)
+
+
+@pytest.fixture(scope="module")
+def roomy_server() -> Iterator[HubProcess]:
+    """Default frame size and subscription limit (100): room for big, hostile frames."""
+    proc = HubProcess(env={"LOOPAI_API_KEYS": json.dumps(KEYS)}).start()
+    yield proc
+    proc.stop()
+
+
+@pytest.mark.parametrize("depth", [65, 1000, 30_000])
+async def test_deeply_nested_frame_is_a_bad_request(roomy_server: HubProcess,
+                                                    depth: int) -> None:
+    c = await HubTestClient.open(roomy_server.ws, token=PUB_KEY)
+    nested = "[" * depth + "]" * depth
+    await c.ws.send('{"op":"publish","topic":"demo.deep","type":"x","data":' + nested + "}")
+    reply = await c.next()
+    assert reply["op"] == "error" and reply["code"] == "bad_request", reply
+    assert "nested deeper than 64" in reply["message"]
+    await c.ws.send('{"op":"subscribe","topics":["demo.deep"],"resume":' + nested + "}")
+    assert (await c.next())["code"] == "bad_request"
+    await c.send(op="ping", ref="still-open")
+    assert await c.next() == {"op": "pong", "ref": "still-open"}
+    await c.close()
+    await assert_still_serving(roomy_server)
+
+
+async def test_subscribe_to_thousands_of_topics_keeps_the_connection(
+    roomy_server: HubProcess,
+) -> None:
+    c = await HubTestClient.open(roomy_server.ws, token=ADMIN_KEY)
+    topics = [f"demo.{i}" for i in range(5000)]
+    await c.send(op="subscribe", topics=topics, ref="many")
+    error = await c.next()
+    assert error["op"] == "error" and error["code"] == "too_many_subscriptions", error
+    assert error["ref"] == "many" and error["topic"] == "demo.100"
+    assert error["topics"] == topics[100:]
+    subscribed = await c.next()
+    assert subscribed["op"] == "subscribed"
+    assert [t["topic"] for t in subscribed["topics"]] == topics[:100]
+    await c.send(op="subscribe", topics=["demo.one-more"])
+    assert (await c.next())["topics"] == ["demo.one-more"]
+    await c.send(op="ping", ref="still-open")
+    assert await c.next() == {"op": "pong", "ref": "still-open"}
+    p = await HubTestClient.open(roomy_server.ws, token=PUB_KEY)
+    await p.publish("demo.99", "held")
+    (event,) = await c.events(1)
+    assert event["topic"] == "demo.99" and event["data"] == "held"
+    await c.close()
+    await p.close()
+    await assert_still_serving(roomy_server)
+
+
+async def test_thousands_of_forbidden_topics_get_one_error(roomy_server: HubProcess) -> None:
+    c = await HubTestClient.open(roomy_server.ws, token=PUB_KEY)
+    topics = [f"x.{i}" for i in range(5000)]
+    await c.send(op="subscribe", topics=[*topics, "demo.ok"])
+    error = await c.next()
+    assert error["code"] == "forbidden" and error["topics"] == topics
+    assert [t["topic"] for t in (await c.next())["topics"]] == ["demo.ok"]
+    await c.send(op="ping")
+    assert await c.next() == {"op": "pong"}
+    await c.close()
+    await assert_still_serving(roomy_server)

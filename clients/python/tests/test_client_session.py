@@ -100,6 +100,17 @@ def test_subscribe_refusals_transient_and_final() -> None:
     assert isinstance(out[0], SubscribeFailed) and "later" in s.topics
 
 
+def test_one_error_may_refuse_several_topics() -> None:
+    s = Session()
+    ref, _ = s.subscribe(["ok", "x1", "x2"])
+    out = s.receive(json.dumps({"op": "error", "ref": ref, "topic": "x1", "topics": ["x1", "x2"],
+                                "code": "too_many_subscriptions", "message": "at most 1"}))
+    assert out == [Refused("x1", "too_many_subscriptions", "at most 1"),
+                   Refused("x2", "too_many_subscriptions", "at most 1")]
+    assert set(s.topics) == {"ok"}
+    assert s.pending[ref] == ("subscribe", ["ok"])
+
+
 def test_late_events_after_unsubscribe_are_dropped_quietly() -> None:
     s = Session()
     subscribed(s, "a")

@@ -67,6 +67,7 @@ _STATUS_CODES = {
     405: "method_not_allowed",
     409: "conflict",
     413: "payload_too_large",
+    415: "unsupported_media_type",
     429: "rate_limited",
     503: "unavailable",
 }
@@ -105,16 +106,32 @@ def _handle_api_error(request: Request[Any, Any, Any], exc: ApiError) -> Respons
     return error_response(request, exc.status, exc.code, exc.message, exc.details, exc.headers)
 
 
+def _detail(item: Any) -> Any:
+    """Litestar's `{message, key, source}` as the API's `{field, message}`."""
+    if not isinstance(item, dict) or "field" in item:
+        return item
+    field = item.get("key") or item.get("source") or "request"
+    return {"field": str(field), "message": str(item.get("message", ""))}
+
+
 def _handle_validation(
     request: Request[Any, Any, Any], exc: ValidationException
 ) -> Response[ErrorBody]:
-    details = exc.extra if isinstance(exc.extra, list | dict) else None
+    details: Any = None
+    if isinstance(exc.extra, list):
+        details = [_detail(item) for item in exc.extra]
+    elif isinstance(exc.extra, dict):
+        details = [_detail(exc.extra)]
     return error_response(request, 400, "validation_error", exc.detail, details)
 
 
 def _handle_http(request: Request[Any, Any, Any], exc: HTTPException) -> Response[ErrorBody]:
     code = _STATUS_CODES.get(exc.status_code, "error")
-    if exc.status_code >= 500:
+    if exc.detail == "client disconnected prematurely":
+        # Sent fewer body bytes than its Content-Length, then hung up: nobody to answer.
+        log.info("client left before sending its whole body",
+                 extra={"trace_id": request_id(request)})
+    elif exc.status_code >= 500:
         log.error("http %s: %s", exc.status_code, exc.detail,
                   extra={"trace_id": request_id(request)})
     return error_response(request, exc.status_code, code, exc.detail, headers=exc.headers)
@@ -227,6 +244,7 @@ _DESCRIPTIONS = {
     404: "No such resource",
     409: "Conflicts with the resource's state",
     413: "Request body too large",
+    415: "The request body is not JSON (`unsupported_media_type`)",
     429: "Rate limited; retry later",
     500: "Internal error (never a stack trace)",
     503: "A dependency (database, backplane) is down; see Retry-After",
@@ -235,6 +253,6 @@ _DESCRIPTIONS = {
 
 def documented(*extra: int) -> dict[int, ResponseSpec]:
     """OpenAPI entries for the errors a route can answer with, all in the one error shape."""
-    codes = sorted({400, 401, 403, 413, 429, 500, 503, *extra})
+    codes = sorted({400, 401, 403, 413, 415, 429, 500, 503, *extra})
     return {code: ResponseSpec(data_container=ErrorBody, description=_DESCRIPTIONS[code])
             for code in codes}

@@ -68,8 +68,8 @@ class Executor:
         self.event_output_max_bytes = event_output_max_bytes
         self.rng = rng or random.Random()
 
-    def _check_input(self, task: TaskRecord, value: Any) -> None:
-        problems = violations(self.schemas.get(task.input_schema), value)
+    async def _check_input(self, task: TaskRecord, value: Any) -> None:
+        problems = violations(await self.schemas.get_async(task.input_schema), value)
         if problems:
             raise Invalid("invalid_input", "the input does not match the task's input_schema",
                           [{"field": "input" + p["path"].rstrip("/"), "message": p["message"]}
@@ -83,7 +83,7 @@ class Executor:
         status = ExecutionStatus(result.status)
         output, error = result.output, result.error_message
         if status == ExecutionStatus.SUCCESS:
-            problems = violations(self.schemas.get(task.output_schema), output)
+            problems = violations(await self.schemas.get_async(task.output_schema), output)
             if problems:
                 status = ExecutionStatus.ERROR
                 error = ("output does not match the task's output_schema: "
@@ -117,7 +117,7 @@ class Executor:
 
     async def execute(self, task_id: str, body: ExecuteRequest) -> Execution:
         task, artifact = await self.programs.resolve(task_id, body.version)
-        self._check_input(task, body.input)
+        await self._check_input(task, body.input)
         record = await self._run(task, artifact, body.input, body.force_validation,
                                  body.timeout_ms)
         return record.to_api(with_input=False)
@@ -136,7 +136,7 @@ class Executor:
         async def one(index: int, value: Any) -> BatchItem:
             nonlocal budget
             try:
-                self._check_input(task, value)
+                await self._check_input(task, value)
             except DomainError as exc:
                 return BatchItem(index, error=ItemError(exc.code, exc.message, exc.details))
             async with gate:

@@ -22,6 +22,26 @@ JsonSchema = Annotated[dict[str, Any], Meta(examples=[{
 }])]
 
 
+class FieldError(ValueError):
+    """A field's value refused by a Struct's own check (`__post_init__`); msgspec turns it
+    into a ValidationError whose `__cause__` this is, so the API can name the field."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+def clean_name(name: str) -> str:
+    """A task name without leading and trailing whitespace; refused when nothing is left
+    or when it holds control characters (NUL, newlines, tabs, …)."""
+    trimmed = name.strip()
+    if not trimmed:
+        raise FieldError("name", "must not be empty or only whitespace")
+    if not trimmed.isprintable():
+        raise FieldError("name", "must be printable (no control characters)")
+    return trimmed
+
+
 class Example(msgspec.Struct, forbid_unknown_fields=True):
     input: Any
     output: Any
@@ -39,6 +59,9 @@ class TaskCreate(msgspec.Struct, forbid_unknown_fields=True):
     include_input_in_events: bool = True
     """When false, execution events on the hub leave out the input (it may be private)."""
 
+    def __post_init__(self) -> None:
+        self.name = clean_name(self.name)
+
 
 class TaskUpdate(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
     """Fields to change; those left out keep their value."""
@@ -52,6 +75,10 @@ class TaskUpdate(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True)
     latency_target_ms: LatencyMs | None = None
     sampling_rate: Probability | None = None
     include_input_in_events: bool | None = None
+
+    def __post_init__(self) -> None:
+        if self.name is not None:
+            self.name = clean_name(self.name)
 
 
 class Task(msgspec.Struct, omit_defaults=True):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+import anyio.to_thread
 import msgspec
 
 from loopai.core import topics
@@ -28,9 +29,14 @@ class TaskService:
         self.events = events
         self.programs = programs
 
-    def _check(self, input_schema: dict[str, Any], output_schema: dict[str, Any],
-               examples: list[Example]) -> None:
-        """Schemas must compile and the examples must satisfy them."""
+    async def _check(self, input_schema: dict[str, Any], output_schema: dict[str, Any],
+                     examples: list[Example]) -> None:
+        """Schemas must compile and the examples must satisfy them. Compiling and checking
+        up to 1000 examples is CPU work, so it runs in a worker thread, off the event loop."""
+        await anyio.to_thread.run_sync(self._check_sync, input_schema, output_schema, examples)
+
+    def _check_sync(self, input_schema: dict[str, Any], output_schema: dict[str, Any],
+                    examples: list[Example]) -> None:
         details: list[dict[str, Any]] = []
         compiled: dict[str, Any] = {}
         for field, schema in (("input_schema", input_schema), ("output_schema", output_schema)):
@@ -55,7 +61,7 @@ class TaskService:
         return task
 
     async def create(self, body: TaskCreate) -> Task:
-        self._check(body.input_schema, body.output_schema, body.examples)
+        await self._check(body.input_schema, body.output_schema, body.examples)
         now = now_ms()
         record = TaskRecord(
             id=uuid.uuid4().hex, name=body.name, description=body.description,
@@ -91,7 +97,7 @@ class TaskService:
                 raise NotFound("task", task_id)
             updated = msgspec.structs.replace(current, **changes, updated_at=now_ms())
             if {"input_schema", "output_schema", "examples"} & changes.keys():
-                self._check(updated.input_schema, updated.output_schema, updated.examples)
+                await self._check(updated.input_schema, updated.output_schema, updated.examples)
             if "name" in changes and await rows.name_taken(tx, updated.name, task_id):
                 raise Conflict("name_taken", f"a task named {updated.name!r} already exists")
             await rows.update_task(tx, updated)

@@ -8,6 +8,8 @@ from typing import Annotated, Any
 import msgspec
 from msgspec import Meta, Raw, Struct
 
+from loopai.nesting import MAX_JSON_DEPTH, too_deep
+
 Ref = Annotated[str, Meta(max_length=64)]
 EventType = Annotated[str, Meta(min_length=1, max_length=128)]
 NULL = Raw(b"null")
@@ -100,6 +102,9 @@ class Error(_Out, tag="error"):
     message: str
     ref: str | None = None
     topic: str | None = None
+    topics: list[str] | None = None
+    """Every topic a `subscribe` refused for this reason (`forbidden`,
+    `too_many_subscriptions`): one error per reason, not per topic."""
 
 
 class Reconnect(_Out, tag="reconnect"):
@@ -127,7 +132,12 @@ class MessageError(Exception):
 
 
 def decode_client(data: str | bytes) -> ClientMessage:
-    """Decode one client message or raise MessageError with the code the protocol names."""
+    """Decode one client message or raise MessageError with the code the protocol names.
+
+    Nesting is checked first: decoders recurse per level, and a frame of a thousand
+    brackets would otherwise end the connection with a RecursionError (1011)."""
+    if too_deep(data):  # not decoded, so no `ref` to echo
+        raise MessageError("bad_request", f"message nested deeper than {MAX_JSON_DEPTH} levels")
     try:
         message: ClientMessage = _decoder.decode(data)
         return message

@@ -130,18 +130,21 @@ class Session:
         accepted: list[Topic] = []
         resume: dict[Topic, Cursor] = {}
         requested = msg.resume or {}
+        # Refusals are reported once per reason, naming every topic: one error per topic
+        # let a single subscribe of thousands of topics overflow its own send queue (4408).
+        forbidden: list[str] = []
+        over_limit: list[str] = []
         for name in dict.fromkeys(msg.topics):
+            if self._close is not None:
+                return []
             topic = self._check_topic(name, msg.ref)
             if topic is None:
                 continue
             if not self.principal.may_use(topic):
-                self.error(ErrorCode.FORBIDDEN, "topic outside this credential's prefixes",
-                           msg.ref, topic)
+                forbidden.append(topic)
                 continue
             if topic not in self.topics and len(self.topics) >= self.limits.max_subscriptions:
-                self.error(ErrorCode.TOO_MANY_SUBSCRIPTIONS,
-                           f"at most {self.limits.max_subscriptions} topics per connection",
-                           msg.ref, topic)
+                over_limit.append(topic)
                 continue
             cursor = requested.get(topic)
             if cursor is not None:
@@ -153,6 +156,13 @@ class Session:
                 resume[topic] = Cursor(cursor)
             self.topics.add(topic)
             accepted.append(topic)
+        if forbidden:
+            self.error(ErrorCode.FORBIDDEN, "topic outside this credential's prefixes",
+                       msg.ref, forbidden[0], forbidden)
+        if over_limit:
+            self.error(ErrorCode.TOO_MANY_SUBSCRIPTIONS,
+                       f"at most {self.limits.max_subscriptions} topics per connection;"
+                       f" {len(over_limit)} refused", msg.ref, over_limit[0], over_limit)
         if not accepted:
             return []
         return [SubscribeCommand(accepted, resume, msg.ref)]
@@ -200,11 +210,13 @@ class Session:
         self._out.append(m.encode(message))
 
     def error(self, code: str, message: str, ref: str | None = None,
-              topic: str | None = None) -> None:
-        """Queue an `error` reply; the connection stays open."""
+              topic: str | None = None, topics: list[str] | None = None) -> None:
+        """Queue an `error` reply; the connection stays open. `topics` names every topic
+        refused for this reason when there may be several (`topic` is the first)."""
         if self.on_error is not None:
             self.on_error(code)
-        self._send(m.Error(code=str(code), message=message, ref=ref, topic=topic))
+        self._send(m.Error(code=str(code), message=message, ref=ref, topic=topic,
+                           topics=topics))
 
     def _protocol_error(self, code: str, message: str, ref: str | None = None,
                         topic: str | None = None) -> None:

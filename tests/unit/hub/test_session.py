@@ -158,3 +158,50 @@ def test_publish_data_passes_through_raw() -> None:
     (cmd,) = s.receive_frame('{"op":"publish","topic":"a","type":"t","data":{"k":[1,2]}}')
     assert isinstance(cmd, PublishCommand)
     assert json.loads(bytes(cmd.data)) == {"k": [1, 2]}
+
+
+def test_thousands_of_topics_past_the_limit_get_one_error() -> None:
+    s, _ = make(max_subscriptions=3)
+    topics = [f"t{i}" for i in range(5000)]
+    (cmd,) = s.receive_frame(json.dumps({"op": "subscribe", "topics": topics, "ref": "r"}))
+    assert isinstance(cmd, SubscribeCommand) and cmd.topics == ["t0", "t1", "t2"]
+    (err,) = replies(s)
+    assert err["code"] == "too_many_subscriptions" and err["ref"] == "r"
+    assert err["topic"] == "t3" and err["topics"] == topics[3:]
+    assert s.close_expected() is None
+
+
+def test_forbidden_topics_get_one_error_naming_each() -> None:
+    p = Principal("k", frozenset({"subscribe"}), ("demo.",))
+    s, _ = make(p)
+    (cmd,) = s.receive_frame('{"op":"subscribe","topics":["x","demo.a","y"]}')
+    assert isinstance(cmd, SubscribeCommand) and cmd.topics == ["demo.a"]
+    (err,) = replies(s)
+    assert err["code"] == "forbidden" and err["topic"] == "x" and err["topics"] == ["x", "y"]
+
+
+def test_invalid_topics_stop_at_the_protocol_error_limit() -> None:
+    s, _ = make(max_protocol_errors=3)
+    topics = [f"bad topic {i}" for i in range(1000)]
+    assert s.receive_frame(json.dumps({"op": "subscribe", "topics": topics})) == []
+    assert len(replies(s)) == 4
+    close = s.close_expected()
+    assert close is not None and close[0] == CloseCode.POLICY_VIOLATION
+
+
+@pytest.mark.parametrize("depth", [65, 1000, 100_000])
+def test_deeply_nested_frame_is_a_bad_request(depth: int) -> None:
+    s, _ = make(max_frame_bytes=1_000_000)
+    frame = '{"op":"publish","topic":"a","type":"t","data":' + "[" * depth + "]" * depth + "}"
+    assert s.receive_frame(frame) == []
+    (err,) = replies(s)
+    assert err["code"] == "bad_request" and "nested" in str(err["message"])
+    assert s.close_expected() is None
+    assert s.receive_frame('{"op":"ping"}') == [] and replies(s) == [{"op": "pong"}]
+
+
+def test_nesting_up_to_the_limit_is_accepted() -> None:
+    s, _ = make()
+    data = "[" * 63 + "]" * 63  # 64 levels with the message object
+    (cmd,) = s.receive_frame('{"op":"publish","topic":"a","type":"t","data":' + data + "}")
+    assert isinstance(cmd, PublishCommand)

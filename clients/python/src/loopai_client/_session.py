@@ -324,7 +324,12 @@ class Session:
             del self.pending[ref]
             out.append(Reply(ref, "error", m))
             return
-        refused = [m["topic"]] if isinstance(m.get("topic"), str) else list(topics)
+        # One error may name several topics refused for one reason (`topics`).
+        named = m.get("topics")
+        if isinstance(named, list) and all(isinstance(t, str) for t in named):
+            refused = list(named)
+        else:
+            refused = [m["topic"]] if isinstance(m.get("topic"), str) else list(topics)
         remaining = [t for t in topics if t not in refused]
         self.pending[ref] = (op, remaining)
         if m["code"] in TRANSIENT_CODES:

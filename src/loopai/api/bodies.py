@@ -1,0 +1,97 @@
+"""Request bodies, checked before Litestar parses them: JSON only, strictly typed, bounded
+in nesting, every refusal in the one error shape.
+
+Litestar reads a `data` body with `strict=False` (so `"timeout_ms": "5"` passed as 5),
+does not look at the content type (form and text bodies were read as JSON), reports a
+missing body as `'data'`, and recurses into deeply nested JSON until RecursionError (500).
+`check_body` runs as the app's `before_request` hook, after the guards and before the
+handler's arguments are parsed; it refuses all of these, and what it lets through parses
+the same way in Litestar's own pass.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from typing import Any
+
+import anyio.to_thread
+import msgspec
+from litestar import Request
+
+from loopai.api.errors import ApiError
+from loopai.core.models import FieldError
+from loopai.nesting import MAX_JSON_DEPTH, too_deep
+
+_IN_THREAD_BYTES = 65_536
+"""Bodies larger than this are measured for nesting in a worker thread."""
+
+_AT = re.compile(r"^(?P<message>.*?)(?: - at `\$(?P<path>[^`]*)`)?$", re.DOTALL)
+_NAMED = re.compile(r"^Object (?:missing required|contains unknown) field `(?P<name>[^`]+)`$")
+
+
+def is_json(content_type: str | None) -> bool:
+    """`application/json` or a `+json` type, whatever the parameters."""
+    media_type = (content_type or "").partition(";")[0].strip().lower()
+    return media_type == "application/json" or (
+        media_type.startswith("application/") and media_type.endswith("+json"))
+
+
+@functools.cache
+def _decoder(body_type: Any) -> msgspec.json.Decoder[Any]:
+    return msgspec.json.Decoder(body_type, strict=True)
+
+
+def _join(path: str, name: str) -> str:
+    return f"{path}.{name}" if path else name
+
+
+def field_error(exc: msgspec.ValidationError) -> dict[str, str]:
+    """msgspec's `"Expected `int`, got `str` - at `$.timeout_ms`"` as
+    `{"field": "timeout_ms", "message": "Expected `int`, got `str`"}`."""
+    match = _AT.match(str(exc))
+    assert match is not None  # the pattern matches any text
+    message = match["message"]
+    path = (match["path"] or "").lstrip(".")
+    if isinstance(exc.__cause__, FieldError):
+        return {"field": _join(path, exc.__cause__.field), "message": message}
+    named = _NAMED.match(message)
+    if named:
+        return {"field": _join(path, named["name"]), "message": message}
+    return {"field": path or "body", "message": message}
+
+
+def _refuse(message: str, detail: str) -> ApiError:
+    return ApiError(400, "validation_error", message, [{"field": "body", "message": detail}])
+
+
+async def check_body(request: Request[Any, Any, Any]) -> None:
+    """Refuse a route's JSON body unless it is JSON, nested at most `MAX_JSON_DEPTH` deep
+    and of the declared type under strict rules (no numbers as strings). Returns None, so
+    the request goes on to the handler; raises ApiError (400 or 415) otherwise."""
+    data = request.route_handler.parsed_fn_signature.parameters.get("data")
+    if data is None:
+        return None
+    body = await request.body()
+    if not body:
+        if data.is_optional or data.has_default:
+            return None
+        raise _refuse("a JSON request body is required", "required")
+    if not is_json(request.headers.get("content-type")):
+        raise ApiError(415, "unsupported_media_type",
+                       "request bodies must be JSON (content-type: application/json)",
+                       [{"field": "content-type",
+                         "message": f"got {request.headers.get('content-type', 'none')!r}"[:200]}])
+    deep = (await anyio.to_thread.run_sync(too_deep, body) if len(body) > _IN_THREAD_BYTES
+            else too_deep(body))
+    if deep:
+        raise _refuse("the request body nests too deeply",
+                      f"nested deeper than {MAX_JSON_DEPTH} levels")
+    try:
+        _decoder(data.annotation).decode(body)
+    except msgspec.ValidationError as exc:
+        raise ApiError(400, "validation_error", "the request body is invalid",
+                       [field_error(exc)]) from None
+    except msgspec.DecodeError as exc:
+        raise _refuse("the request body is not valid JSON", str(exc)) from None
+    return None
