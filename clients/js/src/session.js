@@ -335,6 +335,7 @@ export class Session {
 
   _on_error(msg, out) {
     const error = { code: msg.code, message: msg.message, ref: msg.ref ?? null, topic: msg.topic ?? null };
+    if (Array.isArray(msg.topics) && msg.topics.every(isString)) error.topics = msg.topics;
     const request = isString(msg.ref) ? this.pending.get(msg.ref) : undefined;
     if (request?.op === 'subscribe') {
       this._subscribeError(msg.ref, request, error, out);
@@ -348,11 +349,11 @@ export class Session {
     out.push({ kind: 'error', error });
   }
 
-  // A subscribe error names one refused topic (the others still get `subscribed`) or, without
-  // `topic`, fails the whole request. Transient codes (backplane down, rate limit) keep the
+  // A subscribe error names the topics it refuses for one reason (`topics`, or just `topic`;
+  // the others still get `subscribed`) or, without either, fails the whole request. Transient codes (backplane down, rate limit) keep the
   // topics wanted, for the caller to ask again on a new connection; others refuse them for good.
   _subscribeError(ref, request, error, out) {
-    const topics = error.topic ? [error.topic] : request.topics;
+    const topics = error.topics ?? (error.topic ? [error.topic] : request.topics);
     request.topics = request.topics.filter((t) => !topics.includes(t));
     if (TRANSIENT_CODES.has(error.code)) {
       out.push({ kind: 'subscribe_failed', topics, error });

@@ -211,6 +211,18 @@ describe('requests and replies', () => {
     assert.deepEqual(s.wanted(), ['ok']);
   });
 
+  test('one error may refuse several topics for one reason', () => {
+    const s = new Session();
+    const { ref } = s.subscribe(['ok', 'x1', 'x2']);
+    const out = [
+      ...s.receive(JSON.stringify({ op: 'error', ref, topic: 'x1', topics: ['x1', 'x2'],
+        code: 'too_many_subscriptions', message: 'limit' })),
+      ...s.receive(JSON.stringify({ op: 'subscribed', ref, topics: [{ topic: 'ok', cursor: null }] })),
+    ];
+    assert.deepEqual(kinds(out), ['refused', 'refused', 'active', 'reply']);
+    assert.deepEqual(s.wanted(), ['ok']);
+  });
+
   test('every topic refused settles the request without a subscribed', () => {
     const s = new Session();
     const { ref } = s.subscribe(['bad']);
