@@ -75,6 +75,7 @@ async def test_each_hostile_action_is_refused_with_the_policy_off(
         "server_pid": os.getpid(), "server_uid": os.getuid(),
         "server_port": listener.getsockname()[1], "database": str(secrets_db),
         "scratch": str(scratch), "sys": audit._syscall_numbers(),
+        "userns": "userns" in pool.walls,
     }
     bystander = asyncio.create_task(pool.run("bystander", ECHO, {"n": 1}, 5000))
     result = await pool.run(f"hostile-{action}", audit.program(action), context, 3000,

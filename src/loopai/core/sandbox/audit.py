@@ -72,7 +72,11 @@ ACTIONS: dict[str, str] = {
         " % len(os.environ))\nresult = found"),
     "run as the server's uid": (
         "if os.getuid() != input['server_uid']:\n"
-        "    raise OSError(0, 'runs as uid %d' % os.getuid())\nresult = os.getuid()"),
+        "    raise OSError(0, 'runs as uid %d' % os.getuid())\n"
+        "if input['userns']:\n"
+        "    raise OSError(0, 'same uid outside, but in its own user namespace with no'\n"
+        "                  ' capabilities over the server')\n"
+        "result = os.getuid()"),
     "use a descriptor it was not given": (
         "extra = [fd for fd in range(4, 64) if not _closed(fd)]\n"
         "if not extra:\n    raise OSError(0, 'only its own pipe (fds 0-3) is open')\n"
@@ -144,6 +148,7 @@ async def check(pool: SandboxPool, server_port: int, database: str | None) -> li
         context: dict[str, Any] = {
             "server_pid": os.getpid(), "server_uid": os.getuid(), "server_port": server_port,
             "database": database or scratch, "scratch": scratch, "sys": _syscall_numbers(),
+            "userns": "userns" in pool.walls,
         }
         findings = [await _one(pool, action, context) for action in ACTIONS]
         if not _untouched(scratch):
