@@ -372,7 +372,7 @@ class SandboxPool:
                     return self._queued_timeout(timeout_ms, loop.time() - queued_at)
                 try:
                     return await self._call(key if policy else f"no-policy:{key}", code, policy,
-                                            input_json, deadline)
+                                            input_json, deadline, timeout_ms)
                 finally:
                     self._running.release()
             finally:
@@ -388,7 +388,7 @@ class SandboxPool:
                          " for a sandbox slot", latency_ms=round(waited_s * 1000, 3))
 
     async def _call(self, key: str, code: str, policy: bool, input_json: bytes,
-                    deadline: float) -> RunResult:
+                    deadline: float, timeout_ms: int) -> RunResult:
         loop = asyncio.get_running_loop()
         try:
             worker = await self._worker_for(key, code, policy)
@@ -406,7 +406,7 @@ class SandboxPool:
             keep = True
         except TimeoutError:
             self._stats["timeouts"] += 1
-            return RunResult("timeout", error_message=f"timed out after {remaining_ms} ms"
+            return RunResult("timeout", error_message=f"timed out after {timeout_ms} ms"
                              " (worker replaced)", latency_ms=float(remaining_ms))
         except (ConnectionError, asyncio.IncompleteReadError, ValueError,
                 msgspec.DecodeError):
@@ -420,10 +420,12 @@ class SandboxPool:
                 self._retire(worker, kill=True)
         worker.memory_mb = response.memory_mb
         self._stats["cache_hits" if response.cache_hit else "cache_misses"] += 1
+        error = response.error
         if response.status == "timeout":
             self._stats["timeouts"] += 1
+            error = f"timed out after {timeout_ms} ms"
         output = (msgspec.json.decode(response.output_json)
                   if response.output_json is not None else None)
-        return RunResult(response.status, output=output, error_message=response.error,
+        return RunResult(response.status, output=output, error_message=error,
                          latency_ms=response.latency_ms, memory_usage_mb=response.memory_mb,
                          cache_hit=response.cache_hit)
