@@ -131,6 +131,60 @@ async def test_unwatch_stops_delivery(make) -> None:  # type: ignore[no-untyped-
     assert rec.events == []
 
 
+async def test_publish_with_same_idempotency_key_is_stored_once(make) -> None:  # type: ignore[no-untyped-def]
+    bp, rec = await make()
+    await bp.watch(T)
+    first = await bp.publish(T, "t", raw("a"), now(), idempotency_key="k1")
+    again = await bp.publish(T, "t", raw("a"), now(), idempotency_key="k1")
+    other = await bp.publish(T, "t", raw("b"), now(), idempotency_key="k2")
+    # The key is per topic: another topic's "k1" is another event.
+    elsewhere = await bp.publish(Topic("demo.other"), "t", raw("c"), now(),
+                                 idempotency_key="k1")
+    assert again.cursor == first.cursor
+    assert other.cursor != first.cursor
+    page = await bp.history(T, None, 10)
+    assert [msgspec.json.decode(e.data) for e in page.events] == ["a", "b"]
+    [stored] = (await bp.history(Topic("demo.other"), None, 10)).events
+    assert stored.cursor == elsewhere.cursor and msgspec.json.decode(stored.data) == "c"
+    # Delivery is in order: a duplicate of "a" would arrive before "b".
+    await settle(rec, 2)
+    assert [e.cursor for e in rec.events[:2]] == [first.cursor, other.cursor]
+
+
+async def test_idempotency_key_expires_after_its_window() -> None:
+    bp = MemoryBackplane(idempotency_window_ms=50)
+    await bp.start(Recorder())
+    first = await bp.publish(T, "t", raw(1), now(), idempotency_key="k")
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        again = await bp.publish(T, "t", raw(1), now(), idempotency_key="k")
+        if again.cursor != first.cursor:
+            break
+        await asyncio.sleep(0.02)
+    else:
+        raise AssertionError("the key never expired")
+
+
+async def test_redis_idempotency_key_expires_after_its_window(
+    redis_server: RedisServer,
+) -> None:
+    bp = RedisBackplane(redis_server.url, prefix="window:", idempotency_window_ms=50)
+    await bp.start(Recorder())
+    await _ready(bp)
+    try:
+        first = await bp.publish(T, "t", raw(1), now(), idempotency_key="k")
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            again = await bp.publish(T, "t", raw(1), now(), idempotency_key="k")
+            if again.cursor != first.cursor:
+                break
+            await asyncio.sleep(0.02)
+        else:
+            raise AssertionError("the key never expired")
+    finally:
+        await bp.close()
+
+
 async def test_two_redis_instances_each_get_every_event(redis_server: RedisServer) -> None:
     instances = [RedisBackplane(redis_server.url, prefix="shared:", check_interval_s=0.2)
                  for _ in range(3)]
@@ -169,7 +223,7 @@ async def test_redis_outage_refuses_then_backfills() -> None:
                 await bp.publish(T, "t", raw("during"), now())
                 await asyncio.sleep(0.05)
         assert not bp.health().ok
-        RedisServer(port=server.port).start()
+        server = RedisServer(port=server.port).start()
         await _ready(bp)
         after = await bp.publish(T, "t", raw("after"), now())
         await settle(rec, 2)
@@ -179,4 +233,3 @@ async def test_redis_outage_refuses_then_backfills() -> None:
     finally:
         await bp.close()
         server.stop()
-        RedisServer(port=server.port).stop()

@@ -10,6 +10,7 @@ from msgspec import Meta, Raw, Struct
 
 Ref = Annotated[str, Meta(max_length=64)]
 EventType = Annotated[str, Meta(min_length=1, max_length=128)]
+IdempotencyKey = Annotated[str, Meta(min_length=1, max_length=128)]
 NULL = Raw(b"null")
 
 
@@ -33,6 +34,7 @@ class Publish(_In, tag="publish"):
     type: EventType
     data: Raw = NULL
     ref: Ref | None = None
+    idempotency_key: IdempotencyKey | None = None
 
 
 class Ping(_In, tag="ping"):
