@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
 import secrets
 import time
@@ -45,7 +46,7 @@ import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import RedisError
+from redis.exceptions import NoScriptError, RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from loopai.config import Settings
@@ -63,6 +64,7 @@ from loopai.hub.types import Cursor, Epoch, Topic
 
 log = logging.getLogger("loopai.backplane.redis")
 _SCRIPT = files("loopai.hub.backplane").joinpath("lua/publish.lua").read_text()
+_SHA = hashlib.sha1(_SCRIPT.encode()).hexdigest()
 _OWN_KEY_WINDOW_MS = 10_000
 """How long a publish without a client key stays deduplicated: enough for the server's own
 retry of a pipeline that failed on a dropped connection."""
@@ -95,7 +97,8 @@ class RedisBackplane(Backplane):
         self._redis: aioredis.Redis = aioredis.Redis.from_url(
             url, socket_timeout=timeout_s, socket_connect_timeout=min(2.0, timeout_s),
             health_check_interval=10, retry=retry)
-        self._script = self._redis.register_script(_SCRIPT)
+        self._script_loaded = False
+        """Whether the next pipeline may skip SCRIPT LOAD (cleared on NOSCRIPT)."""
         self._listener: EventListener | None = None
         self._watched: set[Topic] = set()
         self._last: dict[Topic, Cursor | None] = {}
@@ -226,8 +229,12 @@ class RedisBackplane(Backplane):
                 self._listener.gap(topic, last, page.oldest)
             # The lost range is reported once: move past it even when nothing follows it
             # (say, Redis restarted empty), or the next backfill would report it again.
+            # To the start of the page's epoch, not to `page.latest`: an event stored
+            # after the read may already be in `latest`, and must still be delivered.
             if not page.events and page.latest is not None:
-                self._last[topic] = page.latest
+                epoch = parse_cursor(page.latest).epoch
+                if page.oldest is None or epoch != parse_cursor(last).epoch:
+                    self._last[topic] = make_cursor(epoch, Position(0, 0))
         for event in page.events:
             self._deliver(topic, event)
 
@@ -345,10 +352,7 @@ class RedisBackplane(Backplane):
         while self._outbox:
             batch, self._outbox = self._outbox, []
             try:
-                pipe = self._redis.pipeline(transaction=False)
-                for keys, args, _ in batch:
-                    await self._script(keys=keys, args=args, client=pipe)
-                results = await pipe.execute(raise_on_error=False)
+                results = await self._execute(batch)
             except (RedisError, OSError) as exc:
                 # Redis may have run some of the scripts (a timeout): the client's retry
                 # with the same idempotency key gets the stored cursor back.
@@ -368,6 +372,31 @@ class RedisBackplane(Backplane):
                     done.set_exception(BackplaneUnavailable(str(result)))
                 else:
                     done.set_result(result)
+
+    async def _execute(self, batch: list[tuple[list[str], list[Any], asyncio.Future[Any]]],
+                       ) -> list[Any]:
+        """One pipeline of EVALSHAs (and SCRIPT LOAD first when Redis may not know the
+        script), so a batch costs one round trip. redis-py's own script handling would add
+        a SCRIPT EXISTS round trip to every batch."""
+        for _ in range(2):
+            load = not self._script_loaded
+            pipe = self._redis.pipeline(transaction=False)
+            if load:
+                pipe.script_load(_SCRIPT)
+            for keys, args, _ in batch:
+                pipe.evalsha(_SHA, len(keys), *keys, *args)
+            results: list[Any] = await pipe.execute(raise_on_error=False)
+            if load:
+                results = results[1:]
+            missing = [isinstance(r, NoScriptError) for r in results]
+            self._script_loaded = not any(missing)
+            # NOSCRIPT means nothing ran: when the whole batch got it (Redis restarted
+            # empty), it is sent again with the script. A batch only partly refused (another
+            # instance loaded the script meanwhile) is not: that would reorder it; its
+            # refused publishes fail and are retried by their clients.
+            if not all(missing):
+                break
+        return results
 
     async def _epoch(self) -> Epoch:
         fresh = secrets.token_hex(4)
