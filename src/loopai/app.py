@@ -58,7 +58,8 @@ def make_backplane(settings: Settings) -> Backplane:
 
         redis_backplane: Backplane = RedisBackplane.from_settings(settings)
         return redis_backplane
-    return MemoryBackplane(settings.history_max_events, settings.history_max_age_s * 1000)
+    return MemoryBackplane(settings.history_max_events, settings.history_max_age_s * 1000,
+                           settings.idempotency_window_s * 1000)
 
 
 def make_registry(settings: Settings, hub: Hub) -> InstanceRegistry:

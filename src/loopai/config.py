@@ -65,6 +65,11 @@ class Settings:
     """Events kept per topic for resume."""
     history_max_age_s: int = 3600
     """Events older than this are dropped from history (resume then gets `gap`)."""
+    idempotency_window_s: int = 120
+    """A publish retried with the same `idempotency_key` within this window returns the
+    first one's cursor instead of storing the event again."""
+    redis_timeout_s: float = 5.0
+    """A Redis command that takes longer fails (the publish is refused with `unavailable`)."""
 
     # --- auth
     api_keys: list[ApiKey] = field(default_factory=list)
@@ -148,13 +153,15 @@ class Settings:
         if not (0 < self.port < 65536):
             raise ConfigurationError(f"port must be 1-65535, got {self.port}")
         for name in ("heartbeat_ms", "max_frame_bytes", "max_subscriptions", "send_queue_max",
-                     "history_max_events", "history_max_age_s", "token_ttl_s", "publish_burst",
-                     "sandbox_workers", "sandbox_memory_mb", "sandbox_cpu_s",
-                     "sandbox_task_concurrency", "sandbox_warm_workers",
+                     "history_max_events", "history_max_age_s", "idempotency_window_s",
+                     "token_ttl_s", "publish_burst", "sandbox_workers", "sandbox_memory_mb",
+                     "sandbox_cpu_s", "sandbox_task_concurrency", "sandbox_warm_workers",
                      "sandbox_warm_memory_mb", "batch_response_max_bytes",
                      "examples_budget_ms"):
             if getattr(self, name) <= 0:
                 raise ConfigurationError(f"{name} must be positive")
+        if self.redis_timeout_s <= 0:
+            raise ConfigurationError("redis_timeout_s must be positive")
         if self.batch_deadline_s <= 0:
             raise ConfigurationError("batch_deadline_s must be positive")
         if self.execution_retention_s < 0:

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 
 import msgspec
 import pytest
+import redis as redis_lib
 
 from loopai.errors import BackplaneUnavailable
 from loopai.hub.backplane.base import Backplane, Event
@@ -131,6 +132,60 @@ async def test_unwatch_stops_delivery(make) -> None:  # type: ignore[no-untyped-
     assert rec.events == []
 
 
+async def test_publish_with_same_idempotency_key_is_stored_once(make) -> None:  # type: ignore[no-untyped-def]
+    bp, rec = await make()
+    await bp.watch(T)
+    first = await bp.publish(T, "t", raw("a"), now(), idempotency_key="k1")
+    again = await bp.publish(T, "t", raw("a"), now(), idempotency_key="k1")
+    other = await bp.publish(T, "t", raw("b"), now(), idempotency_key="k2")
+    # The key is per topic: another topic's "k1" is another event.
+    elsewhere = await bp.publish(Topic("demo.other"), "t", raw("c"), now(),
+                                 idempotency_key="k1")
+    assert again.cursor == first.cursor
+    assert other.cursor != first.cursor
+    page = await bp.history(T, None, 10)
+    assert [msgspec.json.decode(e.data) for e in page.events] == ["a", "b"]
+    [stored] = (await bp.history(Topic("demo.other"), None, 10)).events
+    assert stored.cursor == elsewhere.cursor and msgspec.json.decode(stored.data) == "c"
+    # Delivery is in order: a duplicate of "a" would arrive before "b".
+    await settle(rec, 2)
+    assert [e.cursor for e in rec.events[:2]] == [first.cursor, other.cursor]
+
+
+async def test_idempotency_key_expires_after_its_window() -> None:
+    bp = MemoryBackplane(idempotency_window_ms=50)
+    await bp.start(Recorder())
+    first = await bp.publish(T, "t", raw(1), now(), idempotency_key="k")
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        again = await bp.publish(T, "t", raw(1), now(), idempotency_key="k")
+        if again.cursor != first.cursor:
+            break
+        await asyncio.sleep(0.02)
+    else:
+        raise AssertionError("the key never expired")
+
+
+async def test_redis_idempotency_key_expires_after_its_window(
+    redis_server: RedisServer,
+) -> None:
+    bp = RedisBackplane(redis_server.url, prefix="window:", idempotency_window_ms=50)
+    await bp.start(Recorder())
+    await _ready(bp)
+    try:
+        first = await bp.publish(T, "t", raw(1), now(), idempotency_key="k")
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            again = await bp.publish(T, "t", raw(1), now(), idempotency_key="k")
+            if again.cursor != first.cursor:
+                break
+            await asyncio.sleep(0.02)
+        else:
+            raise AssertionError("the key never expired")
+    finally:
+        await bp.close()
+
+
 async def test_two_redis_instances_each_get_every_event(redis_server: RedisServer) -> None:
     instances = [RedisBackplane(redis_server.url, prefix="shared:", check_interval_s=0.2)
                  for _ in range(3)]
@@ -169,7 +224,7 @@ async def test_redis_outage_refuses_then_backfills() -> None:
                 await bp.publish(T, "t", raw("during"), now())
                 await asyncio.sleep(0.05)
         assert not bp.health().ok
-        RedisServer(port=server.port).start()
+        server = RedisServer(port=server.port).start()
         await _ready(bp)
         after = await bp.publish(T, "t", raw("after"), now())
         await settle(rec, 2)
@@ -179,4 +234,124 @@ async def test_redis_outage_refuses_then_backfills() -> None:
     finally:
         await bp.close()
         server.stop()
-        RedisServer(port=server.port).stop()
+
+
+async def _until(check: Callable[[], bool], what: str, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.02)
+
+
+@pytest.mark.slow
+async def test_lost_history_is_one_gap_even_across_later_reconnects() -> None:
+    server = RedisServer().start()
+    bp = RedisBackplane(server.url, check_interval_s=0.2)
+    rec = Recorder()
+    await bp.start(rec)
+    await _ready(bp)
+    try:
+        await bp.watch(T)
+        await bp.publish(T, "t", raw("before"), now())
+        await _until(lambda: len(rec.events) == 1, "the first event")
+        server = server.restart(keep_data=False)
+        await _until(lambda: len(rec.gaps) == 1, "the gap")
+        await _ready(bp)
+        # Nothing published since: the next rebuild of the link must not report it again.
+        admin = redis_lib.Redis.from_url(server.url)
+        admin.execute_command("CLIENT", "KILL", "TYPE", "pubsub")
+        admin.close()
+        after = await _publish_retrying(bp, "after")
+        await _until(lambda: len(rec.events) == 2, "the event after the restart")
+        assert rec.events[1].cursor == after.cursor
+        assert len(rec.gaps) == 1
+    finally:
+        await bp.close()
+        server.stop()
+
+
+@pytest.mark.slow
+async def test_killed_command_connections_recover_without_a_pubsub_reset() -> None:
+    server = RedisServer().start()
+    bp = RedisBackplane(server.url, check_interval_s=0.2)
+    rec = Recorder()
+    await bp.start(rec)
+    await _ready(bp)
+    admin = redis_lib.Redis.from_url(server.url)
+    try:
+        await bp.watch(T)
+        accepted: list[Event] = []
+        for round_ in range(5):
+            # Publishes in flight while their connections are killed.
+            burst = [asyncio.create_task(bp.publish(T, "t", raw([round_, i]), now(),
+                                                    idempotency_key=f"{round_}-{i}"))
+                     for i in range(50)]
+            await asyncio.to_thread(admin.execute_command, "CLIENT", "KILL", "TYPE", "normal")
+            for i, task in enumerate(burst):
+                try:
+                    accepted.append(await task)
+                except BackplaneUnavailable:  # refused: retried with the same key
+                    accepted.append(await _publish_retrying(bp, [round_, i], f"{round_}-{i}"))
+        await _until(lambda: bp.health().ok, "health")
+        page = await bp.history(T, None, 1000)
+        assert sorted(e.cursor for e in page.events) == sorted(e.cursor for e in accepted)
+        assert len(page.events) == 250
+        await _until(lambda: len(rec.events) == 250, "every event delivered")
+    finally:
+        admin.close()
+        await bp.close()
+        server.stop()
+
+
+async def _publish_retrying(bp: Backplane, value: object, key: str | None = None) -> Event:
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            return await bp.publish(T, "t", raw(value), now(), idempotency_key=key)
+        except BackplaneUnavailable:
+            if time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(0.02)
+
+
+@pytest.mark.slow
+async def test_retry_after_a_timeout_does_not_store_twice() -> None:
+    server = RedisServer(debug=True).start()
+    # No probe during the test: the publish itself must meet the stalled Redis.
+    bp = RedisBackplane(server.url, check_interval_s=30, timeout_s=0.3)
+    await bp.start(Recorder())
+    await _ready(bp)
+    admin = redis_lib.Redis.from_url(server.url)
+    try:
+        stall = asyncio.create_task(
+            asyncio.to_thread(admin.execute_command, "DEBUG", "SLEEP", 1))
+        await asyncio.to_thread(_wait_asleep, server.url)
+        first_ts = now() - 1000
+        # Sent while Redis sleeps: times out here, but Redis runs it when it wakes up.
+        with pytest.raises(BackplaneUnavailable):
+            await bp.publish(T, "t", raw("once"), first_ts, idempotency_key="the-one")
+        await stall
+        retried = await _publish_retrying(bp, "once", "the-one")
+        [stored] = (await bp.history(T, None, 10)).events
+        assert stored.cursor == retried.cursor
+        assert stored.ts == first_ts  # the timed-out attempt was stored, the retry was not
+    finally:
+        admin.close()
+        await bp.close()
+        server.stop()
+
+
+def _wait_asleep(url: str) -> None:
+    """Returns once Redis stops answering (DEBUG SLEEP has begun)."""
+    probe = redis_lib.Redis.from_url(url, socket_timeout=0.05)
+    deadline = time.monotonic() + 5
+    try:
+        while time.monotonic() < deadline:
+            try:
+                probe.ping()
+            except redis_lib.TimeoutError:
+                return
+        raise AssertionError("Redis never stalled")
+    finally:
+        probe.close()

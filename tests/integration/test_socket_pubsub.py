@@ -132,3 +132,33 @@ async def test_resume_a_topic_that_had_no_events(hub_server: HubProcess) -> None
     assert state["topics"][0]["recovered"] is True
     (event,) = await again.events(1)
     assert event["data"] == "while away"
+
+
+async def test_publish_retried_with_its_idempotency_key_is_stored_once(
+    hub_server: HubProcess,
+) -> None:
+    sub = await HubTestClient.open(hub_server.ws)
+    pub = await HubTestClient.open(hub_server.ws)
+    await sub.subscribe("demo.idem")
+    replies = []
+    for _ in range(2):
+        await pub.send(op="publish", topic="demo.idem", type="t", data=1,
+                       idempotency_key="ws-1")
+        replies.append(await pub.next_op("published"))
+    assert replies[0]["cursor"] == replies[1]["cursor"]
+    async with httpx.AsyncClient(base_url=hub_server.http) as http:
+        body = {"type": "t", "data": 2, "idempotency_key": "http-1"}
+        first = await http.post("/api/v1/topics/demo.idem/events", json=body)
+        again = await http.post("/api/v1/topics/demo.idem/events", json=body)
+        assert first.status_code == again.status_code == 201
+        assert first.json()["cursor"] == again.json()["cursor"]
+        too_long = await http.post("/api/v1/topics/demo.idem/events",
+                                   json={"type": "t", "idempotency_key": "k" * 129})
+        assert too_long.status_code == 400
+        page = (await http.get("/api/v1/topics/demo.idem/events")).json()
+    assert [e["data"] for e in page["events"]] == [1, 2]
+    # Delivered once each: the marker comes right after them.
+    await pub.publish("demo.idem", "end")
+    assert [e["data"] for e in await sub.events(3)] == [1, 2, "end"]
+    await sub.close()
+    await pub.close()

@@ -26,6 +26,11 @@ def require_redis_server() -> str:
 class RedisServer:
     port: int = field(default_factory=free_port)
     proc: subprocess.Popen[bytes] | None = None
+    persist: bool = False
+    """Append-only file, fsynced on every write, in `dir`: a restart keeps the data."""
+    debug: bool = False
+    """Allow DEBUG (Redis 7 refuses it by default), for fault injection."""
+    dir: str = field(default_factory=tempfile.mkdtemp)
 
     @property
     def url(self) -> str:
@@ -33,10 +38,15 @@ class RedisServer:
 
     def start(self) -> RedisServer:
         binary = require_redis_server()
-        self.proc = subprocess.Popen(
-            [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no", "--dir", tempfile.mkdtemp()],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        args = [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+                "--dir", self.dir]
+        if self.persist:
+            args += ["--appendonly", "yes", "--appendfsync", "always"]
+        else:
+            args += ["--appendonly", "no"]
+        if self.debug:
+            args += ["--enable-debug-command", "yes"]
+        self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
             try:
@@ -51,4 +61,17 @@ class RedisServer:
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.terminate()
-            self.proc.wait(5)
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+    def restart(self, *, keep_data: bool) -> RedisServer:
+        """Stop and start again on the same port; `keep_data` needs `persist`. Without it,
+        the data directory is replaced, so nothing survives."""
+        assert not keep_data or self.persist, "keep_data needs persist=True"
+        self.stop()
+        if not keep_data:
+            self.dir = tempfile.mkdtemp()
+        return self.start()

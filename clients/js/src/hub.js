@@ -137,13 +137,17 @@ export class HubClient extends Emitter {
     return this._sendUnsubscribe(list);
   }
 
-  /** Publish one event; resolves with `{topic, cursor}` once the server stored it. */
-  async publish(topic, type, data = null) {
+  /**
+   * Publish one event; resolves with `{topic, cursor}` once the server stored it. With
+   * `options.idempotencyKey`, publishing again with the same key after `unavailable` or a
+   * lost connection is safe: the server returns the first publish's cursor.
+   */
+  async publish(topic, type, data = null, options = {}) {
     if (typeof topic !== 'string' || typeof type !== 'string') {
       throw new TypeError('publish(topic, type, data) needs string topic and type');
     }
     await this._whenOpen(this.options.requestTimeoutMs);
-    const { ref, frame } = this._session.publish(topic, type, data);
+    const { ref, frame } = this._session.publish(topic, type, data, options.idempotencyKey);
     const limit = this._session.welcome?.max_frame_bytes;
     const size = encoder.encode(frame).length;
     if (limit && size > limit) {

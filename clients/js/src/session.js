@@ -181,8 +181,10 @@ export class Session {
   }
 
   /** Build a publish frame; returns `{ref, frame}`. */
-  publish(topic, type, data) {
-    return this._request({ op: 'publish', topic, type, data: data ?? null });
+  publish(topic, type, data, idempotencyKey) {
+    const msg = { op: 'publish', topic, type, data: data ?? null };
+    if (idempotencyKey != null) msg.idempotency_key = idempotencyKey;
+    return this._request(msg);
   }
 
   /** A ping frame; the reply is a `pong` (liveness for browsers, which never see WS pings). */

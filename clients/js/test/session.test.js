@@ -185,6 +185,12 @@ describe('requests and replies', () => {
     assert.equal(rec.msg.cursor, 'e:1-0');
   });
 
+  test('publish carries an idempotency key when given one', () => {
+    const s = ready();
+    const { ref, frame } = s.publish('a', 't', 1, 'key-1');
+    assert.deepEqual(JSON.parse(frame), { op: 'publish', topic: 'a', type: 't', data: 1, idempotency_key: 'key-1', ref });
+  });
+
   test('an error with a known ref settles that request', () => {
     const s = ready();
     const { ref } = s.publish('tasks', 't', null);

@@ -163,7 +163,7 @@ export declare class HubClient {
   subscribe(topics: string | string[], handler?: (item: SubscriptionItem) => void, options?: SubscribeOptions): Promise<Subscription>;
   subscribe(topics: string | string[], options: SubscribeOptions): Promise<Subscription>;
   unsubscribe(target: Subscription | string | string[]): Promise<void>;
-  publish(topic: string, type: string, data?: unknown): Promise<{ topic: string; cursor: string }>;
+  publish(topic: string, type: string, data?: unknown, options?: { idempotencyKey?: string }): Promise<{ topic: string; cursor: string }>;
   close(code?: number, reason?: string): Promise<void>;
 }
 
@@ -324,7 +324,7 @@ export declare class Session {
   receive(text: unknown): Array<{ kind: string; [key: string]: unknown }>;
   subscribe(topics: string[], since?: Record<string, string>): { ref: string | null; frame: string | null };
   unsubscribe(topics: string[]): { ref: string | null; frame: string | null };
-  publish(topic: string, type: string, data: unknown): { ref: string; frame: string };
+  publish(topic: string, type: string, data: unknown, idempotencyKey?: string): { ref: string; frame: string };
   ping(): string;
   resubscribeFrames(maxBytes?: number): { ref: string; frame: string }[];
   connectionLost(): string[];

@@ -134,3 +134,12 @@ def test_backoff_is_bounded_jittered_and_can_give_up() -> None:
     assert len(list(b.delays())) == 6
     with pytest.raises(ValueError):
         Backoff(initial_s=2, max_s=1)
+
+
+def test_publish_carries_an_idempotency_key_only_when_given() -> None:
+    s = Session()
+    _, plain = s.publish("a", "t", 1)
+    ref, keyed = s.publish("a", "t", 1, "key-1")
+    assert "idempotency_key" not in json.loads(plain)
+    assert json.loads(keyed) == {"op": "publish", "topic": "a", "type": "t", "data": 1,
+                                 "idempotency_key": "key-1", "ref": ref}

@@ -145,7 +145,8 @@ class Hub:
 
     async def _publish_for(self, conn: Connection, cmd: PublishCommand) -> None:
         try:
-            event = await self.publish(cmd.topic, cmd.type, cmd.data)
+            event = await self.publish(cmd.topic, cmd.type, cmd.data,
+                                       idempotency_key=cmd.idempotency_key)
         except BackplaneUnavailable as exc:
             conn.session.error(ErrorCode.UNAVAILABLE, f"cannot publish now: {exc}", cmd.ref,
                                cmd.topic)
@@ -249,15 +250,20 @@ class Hub:
 
     # --- publishing (sessions, HTTP, the domain)
 
-    async def publish(self, topic: Topic, type: str, data: msgspec.Raw) -> Event:
-        """Store and fan out; raises BackplaneUnavailable (nothing was stored)."""
-        event = await self.backplane.publish(topic, type, data, now_ms())
+    async def publish(self, topic: Topic, type: str, data: msgspec.Raw, *,
+                      idempotency_key: str | None = None) -> Event:
+        """Store and fan out; raises BackplaneUnavailable (nothing was stored, or, after a
+        timeout, maybe stored: a retry with the same `idempotency_key` tells)."""
+        event = await self.backplane.publish(topic, type, data, now_ms(),
+                                             idempotency_key=idempotency_key)
         self.metrics.events_published.inc()
         return event
 
-    async def publish_json(self, topic: str, type: str, data: Any) -> Event:
+    async def publish_json(self, topic: str, type: str, data: Any, *,
+                           idempotency_key: str | None = None) -> Event:
         """For server code: `data` is any msgspec-encodable value."""
-        return await self.publish(Topic(topic), type, msgspec.Raw(_encoder.encode(data)))
+        return await self.publish(Topic(topic), type, msgspec.Raw(_encoder.encode(data)),
+                                  idempotency_key=idempotency_key)
 
     # --- shutdown
 

@@ -12,6 +12,7 @@ from loopai.nesting import MAX_JSON_DEPTH, too_deep
 
 Ref = Annotated[str, Meta(max_length=64)]
 EventType = Annotated[str, Meta(min_length=1, max_length=128)]
+IdempotencyKey = Annotated[str, Meta(min_length=1, max_length=128)]
 NULL = Raw(b"null")
 
 
@@ -35,6 +36,7 @@ class Publish(_In, tag="publish"):
     type: EventType
     data: Raw = NULL
     ref: Ref | None = None
+    idempotency_key: IdempotencyKey | None = None
 
 
 class Ping(_In, tag="ping"):

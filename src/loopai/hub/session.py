@@ -52,6 +52,7 @@ class PublishCommand:
     type: str
     data: msgspec.Raw
     ref: str | None
+    idempotency_key: str | None = None
 
 
 Command = SubscribeCommand | UnsubscribeCommand | PublishCommand
@@ -195,7 +196,7 @@ class Session:
                 return []
             self.error(ErrorCode.RATE_LIMITED, "publishing too fast; slow down", msg.ref, topic)
             return []
-        return [PublishCommand(topic, msg.type, msg.data, msg.ref)]
+        return [PublishCommand(topic, msg.type, msg.data, msg.ref, msg.idempotency_key)]
 
     def _check_topic(self, name: str, ref: str | None) -> Topic | None:
         try:

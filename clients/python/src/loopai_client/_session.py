@@ -184,9 +184,12 @@ class Session:
     def cancel(self, ref: str) -> None:
         self.pending.pop(ref, None)
 
-    def publish(self, topic: str, type: str, data: Any) -> tuple[str, str]:
-        ref, frame = self._request({"op": "publish", "topic": topic, "type": type,
-                                    "data": data}, [])
+    def publish(self, topic: str, type: str, data: Any,
+                idempotency_key: str | None = None) -> tuple[str, str]:
+        message: dict[str, Any] = {"op": "publish", "topic": topic, "type": type, "data": data}
+        if idempotency_key is not None:
+            message["idempotency_key"] = idempotency_key
+        ref, frame = self._request(message, [])
         assert ref is not None and frame is not None
         return ref, frame
 

@@ -198,11 +198,14 @@ class HubClient:
         await self._release(list(topics))
 
     async def publish(self, topic: str, type: str, data: Any = None,
-                      timeout: float | None = 10.0) -> str:
+                      timeout: float | None = 10.0, *,
+                      idempotency_key: str | None = None) -> str:
         """Publishes and returns the event's cursor. Not retried on a lost connection
-        (ConnectionLost): the server may have stored it."""
+        (ConnectionLost): the server may have stored it. With an `idempotency_key`, calling
+        again with the same key after `unavailable` or ConnectionLost is safe: within the
+        server's window it returns the first publish's cursor instead of storing twice."""
         await self._wait_open(timeout)
-        ref, frame = self.session.publish(topic, type, data)
+        ref, frame = self.session.publish(topic, type, data, idempotency_key)
         future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         self._waiters[ref] = future
         if not await self._send(frame):

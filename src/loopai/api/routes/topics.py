@@ -21,6 +21,9 @@ ERRORS = documented()
 class PublishBody(msgspec.Struct, forbid_unknown_fields=True):
     type: Annotated[str, msgspec.Meta(min_length=1, max_length=128)]
     data: Any = None
+    idempotency_key: Annotated[str, msgspec.Meta(min_length=1, max_length=128)] | None = None
+    """Retrying with the same key (within `idempotency_window_s`) returns the first
+    publish's cursor instead of storing the event again."""
 
 
 class PublishResult(msgspec.Struct):
@@ -62,7 +65,8 @@ async def publish_event(request: Request[Any, Any, Any], topic: FromPath[str],
     checked = _topic(request, topic)
     if is_reserved(checked):
         raise ApiError(403, "forbidden", "reserved topic: only the server publishes here")
-    event = await hub.publish_json(checked, data.type, data.data)
+    event = await hub.publish_json(checked, data.type, data.data,
+                                   idempotency_key=data.idempotency_key)
     return PublishResult(topic=checked, cursor=event.cursor)
 
 

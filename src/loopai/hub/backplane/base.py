@@ -9,6 +9,11 @@ Guarantees, which `tests/integration/test_backplane_contract.py` checks for each
 * **Publish succeeded** means the event is stored in the topic's history and will be
   delivered to every instance watching the topic. When that cannot be promised,
   `publish` raises `BackplaneUnavailable` and nothing is stored: refusal, never loss.
+  (With one exception: a publish that failed after Redis may already have stored it, a
+  timeout. Hence idempotency keys.)
+* **Idempotency**: a publish with an `idempotency_key` already used on the same topic within
+  the backplane's window stores nothing and returns the first publish's cursor, so a
+  retry after `BackplaneUnavailable` can never store an event twice.
 * **Delivery**: after `watch(topic)` returns, the listener's `deliver` is called for
   every event of that topic published afterwards, once, in cursor order, on the event
   loop thread. When the backplane loses events it cannot re-read (history trimmed or
@@ -90,8 +95,11 @@ class Backplane(ABC):
         """Stop delivering and release connections; idempotent."""
 
     @abstractmethod
-    async def publish(self, topic: Topic, type: str, data: msgspec.Raw, ts: int) -> Event:
-        """Store and fan out one event; returns it with its cursor.
+    async def publish(self, topic: Topic, type: str, data: msgspec.Raw, ts: int, *,
+                      idempotency_key: str | None = None) -> Event:
+        """Store and fan out one event; returns it with its cursor. With an
+        `idempotency_key` seen on this topic within the window, stores nothing and returns
+        the cursor the first publish got.
 
         Raises:
             BackplaneUnavailable: the event was not stored; the caller should retry.

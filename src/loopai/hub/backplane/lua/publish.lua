@@ -1,7 +1,16 @@
 -- Store one event and announce it, atomically, in one round trip.
 -- KEYS[1] epoch key, KEYS[2] the topic's stream, KEYS[3] the topic's channel,
--- KEYS[4] the id of the newest entry ever trimmed from the stream (for gap detection)
--- ARGV: maxlen, type, ts, data, new epoch (used when none exists), idle expiry ms
+-- KEYS[4] the id of the newest entry ever trimmed from the stream (for gap detection),
+-- KEYS[5] the publish's idempotency key (holds the cursor it was stored under)
+-- ARGV: maxlen, type, ts, data, new epoch (used when none exists), idle expiry ms,
+-- idempotency window ms
+--
+-- A publish whose idempotency key is already set was stored before (a retry after a
+-- timeout or a dropped connection): it returns that cursor and stores nothing.
+local seen = redis.call('GET', KEYS[5])
+if seen then
+  return seen
+end
 local epoch = redis.call('GET', KEYS[1])
 if not epoch then
   epoch = ARGV[5]
@@ -21,5 +30,6 @@ end
 redis.call('PEXPIRE', KEYS[2], ARGV[6])
 redis.call('PEXPIRE', KEYS[4], ARGV[6])
 local cursor = epoch .. ':' .. id
+redis.call('SET', KEYS[5], cursor, 'PX', ARGV[7])
 redis.call('PUBLISH', KEYS[3], cursor .. '\n' .. ARGV[2] .. '\n' .. ARGV[3] .. '\n' .. ARGV[4])
 return cursor
