@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -14,6 +16,30 @@ import urllib.request
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+
+
+TOKEN_PATTERN = re.compile(r"lt1\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}")
+
+
+class SecretLeaked(AssertionError):
+    """A server wrote a configured key, its token secret or a connection token to its log."""
+
+
+def secrets_of(env: Mapping[str, str]) -> list[str]:
+    """The credentials a server started with `env` knows: every key and the token secret."""
+    found: list[str] = []
+    with contextlib.suppress(ValueError, TypeError, AttributeError):
+        found += [k["key"] for k in json.loads(env.get("LOOPAI_API_KEYS", "[]"))]
+    if env.get("LOOPAI_TOKEN_SECRET"):
+        found.append(env["LOOPAI_TOKEN_SECRET"])
+    return [s for s in found if len(s) >= 8]
+
+
+def leaks_in(log: str, secrets: list[str]) -> list[str]:
+    """Which secrets (and connection tokens) appear in `log`, each shortened for the report."""
+    out = [f"{s[:4]}… (a configured secret)" for s in secrets if s in log]
+    out += [f"{t[:12]}… (a connection token)" for t in TOKEN_PATTERN.findall(log)]
+    return out
 
 
 def free_port() -> int:
@@ -95,7 +121,17 @@ class HubProcess:
             self.proc.wait()
 
     def stop(self) -> None:
+        """Stops the server, then fails (SecretLeaked) if its log holds any credential: every
+        test that starts a server this way is also a log-secrets test."""
         self.terminate(timeout=10)
+        self.check_log_for_secrets()
+
+    def check_log_for_secrets(self) -> None:
+        if self.log_path is None or not self.log_path.exists():
+            return
+        leaks = leaks_in(self.log_path.read_text(errors="replace"), secrets_of(self.env))
+        if leaks:
+            raise SecretLeaked(f"server log {self.log_path} holds credentials: {leaks}")
 
 
 @contextlib.contextmanager
