@@ -17,7 +17,6 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-
 TOKEN_PATTERN = re.compile(r"lt1\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}")
 
 
