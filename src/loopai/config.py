@@ -76,7 +76,7 @@ class Settings:
     """JSON list of {key, scopes, name?, prefixes?}. Empty: auth off (embedded default)."""
     api_keys_file: str = ""
     """A JSON file with the same list, read at start-up (keeps keys out of the environment)."""
-    token_secret: str = ""
+    token_secret: str = field(default="", repr=False)
     """Signs short-lived connection tokens; set the same value on every instance.
     Empty: a random secret per process (tokens then only work on the instance that made them)."""
     token_ttl_s: int = 300
@@ -149,6 +149,37 @@ class Settings:
     event_output_max_bytes: int = 16_384
     """Execution events carry the output only up to this size (`output_omitted` beyond)."""
 
+    # --- generation (docs/loop.md)
+    generator: str = "examples"
+    """Default backend for tasks that do not name one: `examples` (built in, offline),
+    `openai` (any OpenAI-compatible chat-completions endpoint) or `http` (generator service)."""
+    openai_base_url: str = ""
+    """e.g. https://api.openai.com/v1, http://localhost:11434/v1 (Ollama), a vLLM server."""
+    openai_model: str = ""
+    openai_api_key: str = field(default="", repr=False)
+    """Prefer `openai_api_key_file`; never logged."""
+    openai_api_key_file: str = ""
+    generator_http_url: str = ""
+    """Base URL of a Loopai generator service (`POST {base}/generate`)."""
+    generator_timeout_s: float = 30.0
+    """Per-attempt timeout of a remote backend call."""
+    generator_retries: int = 3
+    """Transport retries per call (exponential backoff with jitter)."""
+    generator_max_attempts: int = 3
+    """Times the model is asked again with the errors of its last answer."""
+    generator_breaker_failures: int = 5
+    """Consecutive failed calls that open a backend's circuit breaker."""
+    generator_breaker_reset_s: float = 30.0
+    """How long an open breaker refuses at once before it lets one probe through."""
+
+    # --- validation
+    validation_oracle: str = "cases"
+    """Default oracle for sampled executions: `cases`, `llm` or `feedback` (wait for it)."""
+    validation_window: int = 200
+    """Validations per version that make up its rolling accuracy."""
+    validation_min_samples: int = 20
+    """Validations a version needs before `accuracy.breached` can fire."""
+
     def __post_init__(self) -> None:
         if not (0 < self.port < 65536):
             raise ConfigurationError(f"port must be 1-65535, got {self.port}")
@@ -184,6 +215,13 @@ class Settings:
         if unknown_walls:
             raise ConfigurationError(f"sandbox_require: unknown walls {sorted(unknown_walls)}"
                                      f" (known: {', '.join(WALLS)})")
+        if self.generator not in ("examples", "openai", "http"):
+            raise ConfigurationError("generator must be examples, openai or http")
+        if self.validation_oracle not in ("cases", "llm", "feedback"):
+            raise ConfigurationError("validation_oracle must be cases, llm or feedback")
+        if self.openai_api_key_file:
+            self.openai_api_key = _read_secret_file("openai_api_key_file",
+                                                    self.openai_api_key_file)
         if not self.token_secret:
             self.token_secret = secrets.token_urlsafe(32)
         if not self.public_url:
@@ -229,6 +267,14 @@ def _convert(name: str, raw: str, hint: Any) -> Any:
         return msgspec.json.decode(raw, type=hint)
     except (ValueError, msgspec.DecodeError) as exc:
         raise ConfigurationError(f"LOOPAI_{name.upper()}: {exc}") from exc
+
+
+def _read_secret_file(name: str, path: str) -> str:
+    try:
+        with open(path, encoding="utf-8") as fh:
+            return fh.read().strip()
+    except OSError as exc:
+        raise ConfigurationError(f"{name} {path}: {exc.strerror}") from exc
 
 
 def _read_keys_file(path: str) -> list[ApiKey]:
