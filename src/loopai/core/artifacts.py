@@ -13,7 +13,7 @@ from typing import Any
 
 import msgspec
 
-from loopai.core import topics
+from loopai.core import resources, topics
 from loopai.core.clock import now_ms
 from loopai.core.errors import Conflict, Invalid, NotFound
 from loopai.core.events import DomainEvents
@@ -113,7 +113,7 @@ class ArtifactService:
                 activated_at=None,
             )
             await rows.insert_artifact(tx, record)
-        artifact = record.to_api()
+        artifact = resources.artifact(record)
         self.events.emit(topics.artifacts(task_id), "artifact.created", _event(artifact))
         if activate and passed:
             return await self.activate(task_id, record.version, force=False)
@@ -124,13 +124,13 @@ class ArtifactService:
         if record is None:
             await self._task(task_id)
             raise NotFound(f"artifact version {version} of task", task_id)
-        return record.to_api()
+        return resources.artifact(record)
 
     async def list(self, task_id: str) -> list[Artifact]:
         records = await rows.list_artifacts(self.db, task_id)
         if not records:
             await self._task(task_id)
-        return [r.to_api() for r in records]
+        return [resources.artifact(r) for r in records]
 
     async def activate(self, task_id: str, version: int, force: bool) -> Artifact:
         """The previous active version becomes `deprecated`; rolling back is activating an
@@ -145,7 +145,7 @@ class ArtifactService:
             if target is None:
                 raise NotFound(f"artifact version {version} of task", task_id)
             if target.status == ArtifactStatus.ACTIVE:
-                return target.to_api()
+                return resources.artifact(target)
             if target.status == ArtifactStatus.FAILED and not force:
                 raise Conflict("artifact_failed",
                                f"version {version} failed validation; activate with"
@@ -157,11 +157,11 @@ class ArtifactService:
             await tx.execute("UPDATE tasks SET active_version = $2 WHERE id = $1",
                              task_id, version)
         self.programs.invalidate(task_id)
-        activated = msgspec.structs.replace(target, status=ArtifactStatus.ACTIVE,
-                                            activated_at=now).to_api()
+        activated = resources.artifact(msgspec.structs.replace(
+            target, status=ArtifactStatus.ACTIVE, activated_at=now))
         if previous is not None:
             deprecated = msgspec.structs.replace(previous, status=ArtifactStatus.DEPRECATED)
             self.events.emit(topics.artifacts(task_id), "artifact.deprecated",
-                             _event(deprecated.to_api()))
+                             _event(resources.artifact(deprecated)))
         self.events.emit(topics.artifacts(task_id), "artifact.activated", _event(activated))
         return activated

@@ -14,7 +14,7 @@ from typing import Any
 
 import msgspec
 
-from loopai.core import topics
+from loopai.core import resources, topics
 from loopai.core.clock import now_ms
 from loopai.core.errors import DomainError, Invalid, NotFound
 from loopai.core.events import DomainEvents
@@ -103,7 +103,7 @@ class Executor:
         self.metrics.executions.labels(task.id, record.status.value).inc()
         self.metrics.execution_latency.observe(record.latency_ms / 1000)
         await self.writer.add(record)
-        event = record.to_api(with_input=task.include_input_in_events)
+        event = resources.execution(record, with_input=task.include_input_in_events)
         if (event.output is not None
                 and len(msgspec.json.encode(event.output)) > self.event_output_max_bytes):
             event = msgspec.structs.replace(event, output=None, output_omitted=True)
@@ -120,7 +120,7 @@ class Executor:
         await self._check_input(task, body.input)
         record = await self._run(task, artifact, body.input, body.force_validation,
                                  body.timeout_ms)
-        return record.to_api(with_input=False)
+        return resources.execution(record, with_input=False)
 
     async def execute_batch(self, task_id: str, body: BatchExecuteRequest) -> BatchExecuteResult:
         """Items run concurrently (bounded). Items not started within the batch deadline get
@@ -148,7 +148,7 @@ class Executor:
                     return _too_large(index, self.batch_response_max_bytes, ran=False)
                 record = await self._run(task, artifact, value, body.force_validation,
                                          body.timeout_ms)
-            execution = record.to_api(with_input=False)
+            execution = resources.execution(record, with_input=False)
             size = len(msgspec.json.encode(execution.output)) if execution.output else 0
             if size > budget:
                 budget = 0
@@ -168,7 +168,7 @@ class Executor:
                                                                               execution_id)
         if record is None:
             raise NotFound("execution", execution_id)
-        return record.to_api()
+        return resources.execution(record)
 
     async def list(self, task_id: str, where: ExecutionFilter, limit: int,
                    cursor: str | None) -> ExecutionPage:
@@ -181,7 +181,8 @@ class Executor:
         records = records[:limit]
         next_cursor = (encode_page_cursor(records[-1].executed_at, records[-1].id)
                        if more and records else None)
-        return ExecutionPage(items=[r.to_api() for r in records], next_cursor=next_cursor)
+        return ExecutionPage(items=[resources.execution(r) for r in records],
+                             next_cursor=next_cursor)
 
 
 def _too_large(index: int, limit: int, ran: bool, execution_id: str | None = None) -> BatchItem:

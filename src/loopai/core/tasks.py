@@ -8,7 +8,7 @@ from typing import Any
 import anyio.to_thread
 import msgspec
 
-from loopai.core import topics
+from loopai.core import resources, topics
 from loopai.core.clock import now_ms
 from loopai.core.errors import Conflict, Invalid, NotFound
 from loopai.core.events import DomainEvents
@@ -60,6 +60,9 @@ class TaskService:
             raise NotFound("task", task_id)
         return task
 
+    async def read(self, task_id: str) -> Task:
+        return resources.task(await self.get(task_id))
+
     async def create(self, body: TaskCreate) -> Task:
         await self._check(body.input_schema, body.output_schema, body.examples)
         now = now_ms()
@@ -75,7 +78,7 @@ class TaskService:
             if await rows.name_taken(tx, body.name):
                 raise Conflict("name_taken", f"a task named {body.name!r} already exists")
             await rows.insert_task(tx, record)
-        task = record.to_api()
+        task = resources.task(record)
         self.events.emit((topics.TASKS,), "task.created", task)
         return task
 
@@ -86,7 +89,7 @@ class TaskService:
         records = records[:limit]
         next_cursor = (encode_page_cursor(records[-1].created_at, records[-1].id)
                        if more and records else None)
-        return TaskPage(items=[r.to_api() for r in records], next_cursor=next_cursor)
+        return TaskPage(items=[resources.task(r) for r in records], next_cursor=next_cursor)
 
     async def update(self, task_id: str, body: TaskUpdate) -> Task:
         changes = msgspec.structs.asdict(body)
@@ -102,7 +105,7 @@ class TaskService:
                 raise Conflict("name_taken", f"a task named {updated.name!r} already exists")
             await rows.update_task(tx, updated)
         self.programs.invalidate(task_id)
-        task = updated.to_api()
+        task = resources.task(updated)
         self.events.emit((topics.TASKS,), "task.updated", task)
         return task
 

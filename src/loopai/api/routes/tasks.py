@@ -35,7 +35,7 @@ async def list_tasks(domain: DomainDep, limit: Limit = 50,
 @get("/api/v1/tasks/{task_id:str}", responses=ERRORS, guards=[requires("read")], tags=["tasks"],
      summary="Get a task")
 async def get_task(task_id: TaskId, domain: DomainDep) -> Task:
-    return (await domain.tasks.get(task_id)).to_api()
+    return await domain.tasks.read(task_id)
 
 
 @patch("/api/v1/tasks/{task_id:str}", responses=ERRORS, guards=[requires("write")], tags=["tasks"],

@@ -7,18 +7,9 @@ from typing import Any
 
 import msgspec
 
-from loopai.core.clock import iso
-from loopai.core.models import Execution, ExecutionStatus
-from loopai.core.store.database import Database, Row
-
-_COLUMNS = (
-    "id, task_id, program_id, version, status, input, output, error_message, latency_ms,"
-    " memory_usage_mb, sampled_for_validation, executed_at"
-)
-_INSERT = (
-    f"INSERT INTO executions ({_COLUMNS}) VALUES"
-    " ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) ON CONFLICT (id) DO NOTHING"
-)  # idempotent: a batch retried after an unclear failure is not stored twice
+from loopai.core.models import ExecutionStatus
+from loopai.core.store.database import Database
+from loopai.core.store.table import Table
 
 
 class ExecutionRecord(msgspec.Struct):
@@ -34,49 +25,22 @@ class ExecutionRecord(msgspec.Struct):
     memory_usage_mb: float | None
     sampled_for_validation: bool
     executed_at: int
-
-    def to_api(self, with_input: bool = True) -> Execution:
-        return Execution(
-            execution_id=self.id, task_id=self.task_id, program_id=self.program_id,
-            version=self.version, status=self.status, latency_ms=self.latency_ms,
-            sampled_for_validation=self.sampled_for_validation,
-            executed_at=iso(self.executed_at), input=self.input if with_input else None,
-            output=self.output, error_message=self.error_message,
-            memory_usage_mb=self.memory_usage_mb,
-        )
+    validated: bool = False
+    claimed_by: str | None = None
+    """The instance validating it now, until `claimed_until` (ms): a durable claim."""
+    claimed_until: int | None = None
 
 
-def _json(value: Any) -> str | None:
-    return None if value is None else msgspec.json.encode(value).decode()
-
-
-def _values(e: ExecutionRecord) -> tuple[Any, ...]:
-    return (
-        e.id, e.task_id, e.program_id, e.version, e.status.value, _json(e.input),
-        _json(e.output), e.error_message, e.latency_ms, e.memory_usage_mb,
-        int(e.sampled_for_validation), e.executed_at,
-    )
-
-
-def _record(row: Row) -> ExecutionRecord:
-    return ExecutionRecord(
-        id=row[0], task_id=row[1], program_id=row[2], version=int(row[3]),
-        status=ExecutionStatus(row[4]),
-        input=None if row[5] is None else msgspec.json.decode(row[5]),
-        output=None if row[6] is None else msgspec.json.decode(row[6]),
-        error_message=row[7], latency_ms=float(row[8]),
-        memory_usage_mb=None if row[9] is None else float(row[9]),
-        sampled_for_validation=bool(row[10]), executed_at=int(row[11]),
-    )
+EXECUTIONS = Table("executions", ExecutionRecord)
 
 
 async def insert_executions(db: Database, records: Sequence[ExecutionRecord]) -> None:
-    await db.executemany(_INSERT, [_values(r) for r in records])
+    # Idempotent: a batch retried after an unclear failure is not stored twice.
+    await EXECUTIONS.insert_many(db, records, on_conflict="(id) DO NOTHING")
 
 
 async def get_execution(db: Database, execution_id: str) -> ExecutionRecord | None:
-    row = await db.fetchrow(f"SELECT {_COLUMNS} FROM executions WHERE id = $1", execution_id)
-    return _record(row) if row is not None else None
+    return await EXECUTIONS.get(db, execution_id)
 
 
 class ExecutionFilter(msgspec.Struct, frozen=True):
@@ -106,11 +70,8 @@ async def list_executions(
     if before is not None:
         at, id = arg(before[0]), arg(before[1])
         clauses.append(f"(executed_at < {at} OR (executed_at = {at} AND id < {id}))")
-    sql = (
-        f"SELECT {_COLUMNS} FROM executions WHERE {' AND '.join(clauses)}"
-        f" ORDER BY executed_at DESC, id DESC LIMIT {arg(limit)}"
-    )
-    return [_record(r) for r in await db.fetch(sql, *args)]
+    tail = f"ORDER BY executed_at DESC, id DESC LIMIT {arg(limit)}"
+    return await EXECUTIONS.many(db, " AND ".join(clauses), *args, tail=tail)
 
 
 async def delete_unsampled_before(db: Database, before_ms: int) -> int:

@@ -1,0 +1,101 @@
+"""Validation records, and the durable claim that gives each sampled execution to exactly one
+instance."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+from loopai.core.store.database import Database
+from loopai.core.store.executions import EXECUTIONS, ExecutionRecord
+from loopai.core.store.table import Table
+
+
+class ValidationRecord(msgspec.Struct):
+    id: str
+    execution_id: str
+    task_id: str
+    program_id: str
+    version: int
+    oracle: str
+    """cases, llm, feedback."""
+    method: str
+    expected: Any
+    actual: Any
+    matched: bool
+    score: float
+    failure_type: str | None
+    detail: str | None
+    instance: str
+    validated_at: int
+
+
+VALIDATIONS = Table("validations", ValidationRecord)
+
+
+async def claim(db: Database, instance: str, now: int, lease_ms: int,
+                limit: int) -> list[ExecutionRecord]:
+    """Claims up to `limit` sampled, unvalidated executions nobody holds (or whose holder's
+    lease ran out: it died). The conditions are repeated outside the subquery so that
+    PostgreSQL rechecks them on rows another instance claimed meanwhile."""
+    free = ("sampled_for_validation = 1 AND validated = 0"
+            " AND (claimed_until IS NULL OR claimed_until < $3)")
+    sql = (f"UPDATE executions SET claimed_by = $1, claimed_until = $2 WHERE {free}"
+           f" AND id IN (SELECT id FROM executions WHERE {free}"
+           f" ORDER BY executed_at LIMIT $4) RETURNING {EXECUTIONS.columns}")
+    rows = await db.fetch(sql, instance, now + lease_ms, now, limit)
+    return [EXECUTIONS.record(r) for r in rows]
+
+
+async def release(db: Database, execution_id: str, instance: str, until: int | None) -> None:
+    """Gives a claim back (`until` None: at once; else not before `until`, e.g. while the
+    execution waits for feedback)."""
+    await db.execute("UPDATE executions SET claimed_by = NULL, claimed_until = $3"
+                     " WHERE id = $1 AND claimed_by = $2", execution_id, instance, until)
+
+
+async def record(db: Database, validation: ValidationRecord) -> bool:
+    """Stores the validation and marks its execution validated, in one transaction; False
+    when the execution was validated already (by another instance, or by feedback)."""
+    async with db.transaction() as tx:
+        stored = await VALIDATIONS.insert(tx, validation, on_conflict="(execution_id) DO NOTHING")
+        if not stored:
+            return False
+        await tx.execute("UPDATE executions SET validated = 1, claimed_by = NULL,"
+                         " claimed_until = NULL WHERE id = $1", validation.execution_id)
+    return True
+
+
+async def window(db: Database, task_id: str, version: int, size: int) -> list[bool]:
+    """The latest `size` results of one version, newest first."""
+    rows = await db.fetch(
+        "SELECT matched FROM validations WHERE task_id = $1 AND version = $2"
+        " ORDER BY validated_at DESC, id DESC LIMIT $3", task_id, version, size)
+    return [bool(r[0]) for r in rows]
+
+
+async def versions(db: Database, task_id: str) -> list[int]:
+    rows = await db.fetch("SELECT DISTINCT version FROM validations WHERE task_id = $1"
+                          " ORDER BY version", task_id)
+    return [int(r[0]) for r in rows]
+
+
+async def page(db: Database, task_id: str, version: int | None, limit: int,
+               before: tuple[int, str] | None) -> list[ValidationRecord]:
+    clauses: list[str] = ["task_id = $1"]
+    args: list[Any] = [task_id]
+    if version is not None:
+        args.append(version)
+        clauses.append(f"version = ${len(args)}")
+    if before is not None:
+        args += [before[0], before[1]]
+        n = len(args)
+        clauses.append(f"(validated_at < ${n - 1} OR (validated_at = ${n - 1} AND id < ${n}))")
+    args.append(limit)
+    return await VALIDATIONS.many(db, " AND ".join(clauses), *args,
+                                  tail=f"ORDER BY validated_at DESC, id DESC LIMIT ${len(args)}")
+
+
+async def for_execution(db: Database, execution_id: str) -> ValidationRecord | None:
+    return await VALIDATIONS.one(db, "execution_id = $1", execution_id)
