@@ -66,7 +66,7 @@ def test_what_a_run_leaves_running_is_killed_when_it_ends(ending: str) -> None:
 
 
 def test_a_kill_takes_what_the_process_forked_and_keeps_the_exit_code() -> None:
-    proc = spawn(["sh", "-c", "sleep 300 & echo $!; trap 'exit 7' TERM; wait"],
+    proc = spawn(["sh", "-c", "trap 'exit 7' TERM; sleep 300 & echo $!; wait"],
                  stdout=subprocess.PIPE)
     assert proc.stdout is not None
     grandchild = int(proc.stdout.readline())
