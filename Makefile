@@ -3,7 +3,8 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
-PORT ?= 8000
+# Empty: the port comes from LOOPAI_PORT, else 8000. `make run PORT=9000` wins over both.
+PORT ?=
 PYTEST_ARGS ?=
 
 .PHONY: run test test-fast lint venv install clean
@@ -18,7 +19,7 @@ $(VENV)/.installed: pyproject.toml clients/python/pyproject.toml
 venv install: $(VENV)/.installed
 
 run: $(VENV)/.installed
-	$(VENV)/bin/loopai serve --port $(PORT)
+	$(VENV)/bin/loopai serve $(if $(PORT),--port $(PORT))
 
 # Installs system packages the tests need (redis-server, Node, Chromium) when root, then runs
 # the Python suite, the Python client's suite and the JavaScript client's suite (both drive

@@ -31,6 +31,7 @@ def test_document_has_every_route_errors_and_examples(api: httpx.Client) -> None
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(660)  # the fuzzing run below has 600 s of its own
 def test_schemathesis_finds_no_server_error_or_schema_break(tmp_path: Path) -> None:
     server = HubProcess(env={"LOOPAI_SANDBOX_WORKERS": "2"}).start()
     try:

@@ -224,7 +224,7 @@ async def test_redis_outage_refuses_then_backfills() -> None:
                 await bp.publish(T, "t", raw("during"), now())
                 await asyncio.sleep(0.05)
         assert not bp.health().ok
-        server = RedisServer(port=server.port).start()
+        server.start()  # the same object, so the finally below stops the restarted one
         await _ready(bp)
         after = await bp.publish(T, "t", raw("after"), now())
         await settle(rec, 2)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import json
 import os
@@ -11,11 +12,92 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import FrameType
+from typing import Any
+
+# Every process started here, so none outlives the test run: a test that fails (or forgets)
+# before its own cleanup still has its servers killed at exit, or when the run is SIGTERMed.
+_live: set[subprocess.Popen[bytes]] = set()
+_live_lock = threading.Lock()
+
+
+def spawn(cmd: Sequence[str], **kwargs: Any) -> subprocess.Popen[bytes]:
+    """`subprocess.Popen` in a process group of its own (`kill_group` takes all it forked),
+    registered to be killed when the test run ends."""
+    proc: subprocess.Popen[bytes] = subprocess.Popen(cmd, start_new_session=True, **kwargs)
+    with _live_lock:
+        _live.add(proc)
+    return proc
+
+
+def kill_group(proc: subprocess.Popen[bytes], sig: int = signal.SIGKILL) -> None:
+    """`sig` to the process and everything in its group. Only while the process is not
+    reaped: until then its pid is its group's id and cannot be anyone else's."""
+    if proc.returncode is None:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, sig)
+
+
+def exited(proc: subprocess.Popen[bytes]) -> bool:
+    """Whether the process has exited, without reaping it (see `kill_group`)."""
+    if proc.returncode is not None:
+        return True
+    try:
+        return os.waitid(os.P_PID, proc.pid, os.WEXITED | os.WNOWAIT | os.WNOHANG) is not None
+    except ChildProcessError:
+        return True
+
+
+def reap(proc: subprocess.Popen[bytes], timeout: float = 10.0) -> int:
+    """Kills the process and what is left of its group, waits for it, forgets it; its exit
+    code (negative: the signal)."""
+    kill_group(proc)
+    code = proc.wait(timeout)
+    with _live_lock:
+        _live.discard(proc)
+    return code
+
+
+def stop_gracefully(proc: subprocess.Popen[bytes], timeout: float,
+                    sig: int = signal.SIGTERM) -> int:
+    """`sig`, up to `timeout` s to exit, then `reap` (SIGKILL for it or its leftovers)."""
+    if not exited(proc):
+        with contextlib.suppress(ProcessLookupError):
+            proc.send_signal(sig)
+        deadline = time.monotonic() + timeout
+        while not exited(proc) and time.monotonic() < deadline:
+            time.sleep(0.02)
+    return reap(proc)
+
+
+def kill_all() -> None:
+    """Kills every process started here that is still running (at exit, on SIGTERM)."""
+    with _live_lock:
+        procs = list(_live)
+        _live.clear()
+    for proc in procs:
+        kill_group(proc)
+    for proc in procs:
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(5)
+
+
+def _on_sigterm(signum: int, frame: FrameType | None) -> None:
+    kill_all()
+    signal.signal(signum, signal.SIG_DFL)
+    os.kill(os.getpid(), signum)
+
+
+atexit.register(kill_all)
+if (threading.current_thread() is threading.main_thread()
+        and signal.getsignal(signal.SIGTERM) is signal.SIG_DFL):
+    signal.signal(signal.SIGTERM, _on_sigterm)
 
 TOKEN_PATTERN = re.compile(r"lt1\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}")
 
@@ -81,9 +163,13 @@ class HubProcess:
             cmd = ["taskset", "-c", str(self.cpu), *cmd]
         fd, name = tempfile.mkstemp(prefix="loopai-", suffix=".log")
         self.log_path = Path(name)
-        self.proc = subprocess.Popen(cmd, env=env, stdout=fd, stderr=subprocess.STDOUT)
+        self.proc = spawn(cmd, env=env, stdout=fd, stderr=subprocess.STDOUT)
         os.close(fd)
-        self.wait_ready(timeout)
+        try:
+            self.wait_ready(timeout)
+        except BaseException:
+            reap(self.proc)  # never left running by a start that failed
+            raise
         return self
 
     def wait_ready(self, timeout: float = 20.0, path: str = "/api/v1/health/live") -> None:
@@ -103,21 +189,15 @@ class HubProcess:
         return self.log_path.read_text(errors="replace")[-4000:] if self.log_path else ""
 
     def terminate(self, timeout: float = 15.0) -> int | None:
-        """SIGTERM (graceful drain) and wait."""
-        if self.proc is None or self.proc.poll() is not None:
-            return self.proc.returncode if self.proc else None
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            return self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            return self.proc.wait()
+        """SIGTERM (graceful drain) and wait; SIGKILL after `timeout`. The exit code."""
+        if self.proc is None:
+            return None
+        return stop_gracefully(self.proc, timeout)
 
     def kill(self) -> None:
         """SIGKILL: the instance dies mid-stream."""
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
+        if self.proc is not None:
+            reap(self.proc)
 
     def stop(self) -> None:
         """Stops the server, then fails (SecretLeaked) if its log holds any credential: every

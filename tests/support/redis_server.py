@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from tests.support.hub_process import free_port
+from tests.support.hub_process import exited, free_port, reap, spawn, stop_gracefully
 
 
 def require_redis_server() -> str:
@@ -37,6 +37,10 @@ class RedisServer:
         return f"redis://127.0.0.1:{self.port}/0"
 
     def start(self) -> RedisServer:
+        """Starts redis-server and waits for PONG. Restarting (start after stop) is fine;
+        starting a running one is a bug in the test."""
+        if self.proc is not None and not exited(self.proc):
+            raise RuntimeError(f"redis-server on {self.port} is already running")
         binary = require_redis_server()
         args = [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
                 "--dir", self.dir]
@@ -46,9 +50,11 @@ class RedisServer:
             args += ["--appendonly", "no"]
         if self.debug:
             args += ["--enable-debug-command", "yes"]
-        self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.proc = spawn(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
+            if exited(self.proc):
+                break
             try:
                 with socket.create_connection(("127.0.0.1", self.port), timeout=0.2) as s:
                     s.sendall(b"PING\r\n")
@@ -56,16 +62,14 @@ class RedisServer:
                         return self
             except OSError:
                 time.sleep(0.05)
-        raise TimeoutError("redis-server did not start")
+        died = exited(self.proc)
+        code = reap(self.proc)  # never left running by a start that failed
+        raise TimeoutError(f"redis-server on {self.port} did not start"
+                           + (f" (exited {code})" if died else ""))
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        if self.proc is not None:
+            stop_gracefully(self.proc, timeout=5)
 
     def restart(self, *, keep_data: bool) -> RedisServer:
         """Stop and start again on the same port; `keep_data` needs `persist`. Without it,

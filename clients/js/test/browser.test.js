@@ -12,7 +12,7 @@ import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 
 import { ApiClient } from '../src/index.js';
-import { e2eSkipReason, freePort, HubProcess } from './support/hub-process.js';
+import { e2eSkipReason, freePort, HubProcess, track } from './support/hub-process.js';
 import { TcpProxy } from './support/tcp-proxy.js';
 
 const CHROMIUM = process.env.CHROMIUM_BIN || ['/usr/bin/chromium', '/usr/bin/chromium-browser'].find(existsSync);
@@ -87,8 +87,8 @@ describe('in a real browser', { skip: skip ?? false }, () => {
     const profile = mkdtempSync(join(tmpdir(), 'loopai-chromium-'));
     t.after(() => rmSync(profile, { recursive: true, force: true }));
     const page = `http://127.0.0.1:${server.address().port}/page.html?hub=${encodeURIComponent(`ws://127.0.0.1:${proxy.port}/ws`)}&token=${encodeURIComponent(token)}`;
-    const browser = spawn(CHROMIUM, ['--headless=new', '--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage',
-      '--no-first-run', `--user-data-dir=${profile}`, page], { stdio: 'ignore' });
+    const browser = track(spawn(CHROMIUM, ['--headless=new', '--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage',
+      '--no-first-run', `--user-data-dir=${profile}`, page], { stdio: 'ignore' }));
     const exited = new Promise((resolve) => browser.once('exit', resolve));
     t.after(async () => {
       browser.kill('SIGKILL');

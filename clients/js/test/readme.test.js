@@ -7,7 +7,7 @@ import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 
 import { ApiClient } from '../src/index.js';
-import { e2eSkipReason, HubProcess } from './support/hub-process.js';
+import { e2eSkipReason, HubProcess, track } from './support/hub-process.js';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const skip = e2eSkipReason();
@@ -44,7 +44,7 @@ describe('README and examples', { skip: skip ?? false }, () => {
   });
 
   test('examples/tail.js prints each event as a JSON line', async () => {
-    const tail = spawn(process.execPath, ['examples/tail.js', hub.http, 'tail.demo'], { cwd: root });
+    const tail = track(spawn(process.execPath, ['examples/tail.js', hub.http, 'tail.demo'], { cwd: root }));
     let out = '';
     let err = '';
     tail.stdout.on('data', (d) => { out += d; });

@@ -42,6 +42,28 @@ export function freePort() {
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
+// Every server a test file starts, so none outlives it: a test that fails before its cleanup,
+// or a file the runner stops (--test-timeout sends SIGTERM), still has them killed.
+const live = new Set();
+const killAll = () => {
+  for (const proc of live) proc.kill('SIGKILL');
+  live.clear();
+};
+process.once('exit', killAll);
+for (const [signal, number] of [['SIGTERM', 15], ['SIGINT', 2], ['SIGHUP', 1]]) {
+  process.once(signal, () => {
+    killAll();
+    process.exit(128 + number);
+  });
+}
+
+/** Registers a child process to be killed when this process ends. */
+export function track(proc) {
+  live.add(proc);
+  proc.once('exit', () => live.delete(proc));
+  return proc;
+}
+
 export class HubProcess {
   /** @param {{port?: number, env?: Record<string,string>}} [options] */
   constructor({ port = 0, env = {} } = {}) {
@@ -74,6 +96,7 @@ export class HubProcess {
       },
       stdio: ['ignore', log, log],
     });
+    track(this.proc);
     closeSync(log);
     const exited = new Promise((r) => this.proc.once('exit', (code, signal) => r({ code, signal })));
     this.exited = exited;
@@ -88,6 +111,7 @@ export class HubProcess {
       }
       await sleep(50);
     }
+    await this.kill(); // never left running by a start that failed
     throw new Error(`loopai on ${this.port} not ready:\n${this.log()}`);
   }
 

@@ -3,7 +3,7 @@
 import { execFileSync, spawn } from 'node:child_process';
 import { createConnection } from 'node:net';
 
-import { freePort } from './hub-process.js';
+import { freePort, track } from './hub-process.js';
 
 export function redisAvailable() {
   try {
@@ -31,10 +31,14 @@ export class RedisServer {
     this.port = await freePort();
     this.proc = spawn('redis-server', ['--port', String(this.port), '--bind', '127.0.0.1', '--save', '',
       '--appendonly', 'no'], { stdio: 'ignore' });
+    track(this.proc);
     this.exited = new Promise((resolve) => this.proc.once('exit', resolve));
     const deadline = Date.now() + 10_000;
     while (!(await ping(this.port))) {
-      if (Date.now() > deadline) throw new Error('redis-server did not start');
+      if (Date.now() > deadline) {
+        await this.stop(); // never left running by a start that failed
+        throw new Error('redis-server did not start');
+      }
       await new Promise((r) => setTimeout(r, 50));
     }
     this.url = `redis://127.0.0.1:${this.port}/0`;

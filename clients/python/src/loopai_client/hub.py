@@ -83,7 +83,10 @@ class Subscription:
 
     async def get(self, timeout: float | None = None) -> Event | Gap:
         """The next item, waiting at most `timeout` seconds (TimeoutError)."""
-        return await asyncio.wait_for(self.__anext__(), timeout)
+        # asyncio.timeout, not wait_for: on Python 3.11 wait_for returns the result (and
+        # drops the cancellation) when a cancel lands as the item arrives.
+        async with asyncio.timeout(timeout):
+            return await self.__anext__()
 
     async def close(self) -> None:
         await self.hub._drop(self)
@@ -184,7 +187,8 @@ class HubClient:
         waits = [self._until_active(t) for t in topics if not self.session.is_active(t)]
         if waits:
             try:
-                await asyncio.wait_for(asyncio.gather(*waits), timeout)
+                async with asyncio.timeout(timeout):
+                    await asyncio.gather(*waits)
             except BaseException:
                 await self._drop(subscription)
                 raise
@@ -208,11 +212,18 @@ class HubClient:
         ref, frame = self.session.publish(topic, type, data, idempotency_key)
         future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         self._waiters[ref] = future
-        if not await self._send(frame):
-            self.session.cancel(ref)
-            self._waiters.pop(ref, None)
-            raise ConnectionLost("not connected")
-        reply = await asyncio.wait_for(future, timeout)
+        try:
+            if not await self._send(frame):
+                self.session.cancel(ref)
+                raise ConnectionLost("not connected")
+            # Not asyncio.wait_for: on Python 3.11 it swallows a cancellation that lands as
+            # the reply arrives (it returns the reply, or raises the future's ConnectionLost),
+            # so a publishing loop that is cancelled could keep going for ever.
+            async with asyncio.timeout(timeout):
+                reply = await future
+        finally:
+            if self._waiters.get(ref) is future:
+                del self._waiters[ref]  # timed out or cancelled: a late reply finds no one
         if reply.get("op") == "error":
             raise HubError(str(reply["code"]), str(reply["message"]), reply.get("topic"))
         return str(reply["cursor"])
