@@ -68,6 +68,7 @@ _STATUS_CODES = {
     409: "conflict",
     413: "payload_too_large",
     415: "unsupported_media_type",
+    422: "unprocessable",
     429: "rate_limited",
     503: "unavailable",
 }
@@ -146,7 +147,8 @@ def _handle_unavailable(
 
 
 def _handle_domain(request: Request[Any, Any, Any], exc: DomainError) -> Response[ErrorBody]:
-    return error_response(request, exc.status, exc.code, exc.message, exc.details)
+    return error_response(request, exc.status, exc.code, exc.message, exc.details,
+                          headers=exc.headers or None)
 
 
 def _handle_page_cursor(
@@ -245,9 +247,10 @@ _DESCRIPTIONS = {
     409: "Conflicts with the resource's state",
     413: "Request body too large",
     415: "The request body is not JSON (`unsupported_media_type`)",
+    422: "Understood but not doable here (e.g. `unsupported_task`: needs an LLM backend)",
     429: "Rate limited; retry later",
     500: "Internal error (never a stack trace)",
-    503: "A dependency (database, backplane) is down; see Retry-After",
+    503: "A dependency (database, backplane, a generator backend) is down; see Retry-After",
 }
 
 

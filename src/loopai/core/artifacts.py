@@ -19,7 +19,7 @@ from loopai.core.errors import Conflict, Invalid, NotFound
 from loopai.core.events import DomainEvents
 from loopai.core.models import Artifact, ArtifactCreate, ArtifactStatus
 from loopai.core.programs import ProgramCache
-from loopai.core.sandbox import ProgramRejected, SandboxPool, check_program
+from loopai.core.sandbox import ProgramInfo, ProgramRejected, SandboxPool, check_program
 from loopai.core.store import artifacts as rows
 from loopai.core.store import tasks as task_rows
 from loopai.core.store.artifacts import ArtifactRecord
@@ -35,6 +35,21 @@ def _event(artifact: Artifact) -> dict[str, Any]:
     data: dict[str, Any] = msgspec.to_builtins(artifact)
     data.pop("code", None)
     return data
+
+
+class Provenance(msgspec.Struct, frozen=True):
+    """Where a program came from: an upload, or a generation job."""
+
+    artifact_id: str
+    code: str
+    language: str = "python"
+    synthesis_strategy: str | None = None
+    confidence_score: float | None = None
+    llm_provider: str | None = None
+    llm_model: str | None = None
+    generation_id: str | None = None
+    cost_usd: float | None = None
+    generation_ms: float | None = None
 
 
 class ArtifactService:
@@ -81,7 +96,8 @@ class ArtifactService:
                     errors.append(f"example {i}: {result.status}: {result.error_message}")
         return right / len(task.examples), errors
 
-    async def upload(self, task_id: str, body: ArtifactCreate, activate: bool) -> Artifact:
+    async def upload(self, task_id: str, body: ArtifactCreate, activate: bool,
+                     by: str | None = None) -> Artifact:
         task = await self._task(task_id)
         try:
             info = check_program(body.code)
@@ -90,6 +106,18 @@ class ArtifactService:
                           [{"field": "code", "message": d} for d in exc.details]) from None
         artifact_id = uuid.uuid4().hex
         accuracy, errors = await self._score(artifact_id, body.code, task)
+        record = await self.store(task, Provenance(
+            artifact_id=artifact_id, code=body.code, language=body.language,
+            synthesis_strategy=body.synthesis_strategy, confidence_score=body.confidence_score,
+            llm_provider=body.llm_provider, llm_model=body.llm_model), info, accuracy, errors)
+        if activate and record.status == ArtifactStatus.VALIDATED:
+            return await self.activate(task_id, record.version, force=False, by=by)
+        return resources.artifact(record)
+
+    async def store(self, task: TaskRecord, made: Provenance, info: ProgramInfo,
+                    accuracy: float | None, errors: list[str]) -> ArtifactRecord:
+        """Stores a checked program as the task's next version: `validated` when its accuracy
+        on the known cases meets the task's target (or there are none), else `failed`."""
         passed = accuracy is None or accuracy >= task.accuracy_target
         now = now_ms()
         async with self.db.transaction() as tx:
@@ -97,27 +125,26 @@ class ArtifactService:
             # two concurrent uploads (even on two instances) from claiming the same version.
             if await tx.execute(
                 "UPDATE tasks SET total_versions = total_versions + 1, updated_at = $2"
-                " WHERE id = $1", task_id, now) == 0:
-                raise NotFound("task", task_id)
-            row = await tx.fetchrow("SELECT total_versions FROM tasks WHERE id = $1", task_id)
+                " WHERE id = $1", task.id, now) == 0:
+                raise NotFound("task", task.id)
+            row = await tx.fetchrow("SELECT total_versions FROM tasks WHERE id = $1", task.id)
             assert row is not None
             record = ArtifactRecord(
-                id=artifact_id, task_id=task_id, version=int(row[0]), language=body.language,
-                code=body.code, entrypoint=info.entrypoint,
-                synthesis_strategy=body.synthesis_strategy,
-                confidence_score=body.confidence_score, llm_provider=body.llm_provider,
-                llm_model=body.llm_model, lines_of_code=info.lines_of_code,
+                id=made.artifact_id, task_id=task.id, version=int(row[0]),
+                language=made.language, code=made.code, entrypoint=info.entrypoint,
+                synthesis_strategy=made.synthesis_strategy,
+                confidence_score=made.confidence_score, llm_provider=made.llm_provider,
+                llm_model=made.llm_model, lines_of_code=info.lines_of_code,
                 cyclomatic_complexity=info.cyclomatic_complexity,
                 status=ArtifactStatus.VALIDATED if passed else ArtifactStatus.FAILED,
                 example_accuracy=accuracy, validation_errors=errors, created_at=now,
-                activated_at=None,
+                activated_at=None, generation_id=made.generation_id, cost_usd=made.cost_usd,
+                generation_ms=made.generation_ms,
             )
             await rows.insert_artifact(tx, record)
-        artifact = resources.artifact(record)
-        self.events.emit(topics.artifacts(task_id), "artifact.created", _event(artifact))
-        if activate and passed:
-            return await self.activate(task_id, record.version, force=False)
-        return artifact
+        self.events.emit(topics.artifacts(task.id), "artifact.created",
+                         _event(resources.artifact(record)))
+        return record
 
     async def get(self, task_id: str, version: int) -> Artifact:
         record = await rows.get_artifact(self.db, task_id, version)
@@ -132,7 +159,8 @@ class ArtifactService:
             await self._task(task_id)
         return [resources.artifact(r) for r in records]
 
-    async def activate(self, task_id: str, version: int, force: bool) -> Artifact:
+    async def activate(self, task_id: str, version: int, force: bool,
+                       by: str | None = None) -> Artifact:
         """The previous active version becomes `deprecated`; rolling back is activating an
         older version."""
         now = now_ms()
@@ -153,12 +181,13 @@ class ArtifactService:
             previous = await rows.active_artifact(tx, task_id)
             if previous is not None:
                 await rows.set_status(tx, previous.id, ArtifactStatus.DEPRECATED)
-            await rows.set_status(tx, target.id, ArtifactStatus.ACTIVE, activated_at=now)
+            await rows.set_status(tx, target.id, ArtifactStatus.ACTIVE, activated_at=now,
+                                  activated_by=by)
             await tx.execute("UPDATE tasks SET active_version = $2 WHERE id = $1",
                              task_id, version)
         self.programs.invalidate(task_id)
         activated = resources.artifact(msgspec.structs.replace(
-            target, status=ArtifactStatus.ACTIVE, activated_at=now))
+            target, status=ArtifactStatus.ACTIVE, activated_at=now, activated_by=by))
         if previous is not None:
             deprecated = msgspec.structs.replace(previous, status=ArtifactStatus.DEPRECATED)
             self.events.emit(topics.artifacts(task_id), "artifact.deprecated",

@@ -13,6 +13,7 @@ class DomainError(Exception):
         self.code = code
         self.message = message
         self.details = details
+        self.headers: dict[str, str] = {}
 
 
 class NotFound(DomainError):
@@ -28,3 +29,19 @@ class Conflict(DomainError):
 
 class Invalid(DomainError):
     status = 400
+
+
+class Unprocessable(DomainError):
+    """Well-formed, but this server cannot do it (e.g. a task shape a backend cannot learn)."""
+
+    status = 422
+
+
+class Unavailable(DomainError):
+    """A dependency refuses for now; `retry_after_s` goes out as Retry-After."""
+
+    status = 503
+
+    def __init__(self, code: str, message: str, retry_after_s: float) -> None:
+        super().__init__(code, message)
+        self.headers = {"Retry-After": str(max(1, round(retry_after_s)))}

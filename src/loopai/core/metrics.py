@@ -19,3 +19,9 @@ class DomainMetrics:
                                ["status"], registry=registry)
         self.program_cache = Counter("loopai_program_cache", "Compiled-program cache lookups in"
                                      " the sandbox workers", ["result"], registry=registry)
+        self.validations = Counter("loopai_validations", "Validations of sampled executions",
+                                   ["task_id", "version", "result"], registry=registry)
+        self.accuracy = Gauge("loopai_accuracy", "Rolling validated accuracy of a program"
+                              " version", ["task_id", "version"], registry=registry)
+        self.generations = Counter("loopai_generations", "Generation jobs by backend and outcome",
+                                   ["backend", "outcome"], registry=registry)

@@ -141,6 +141,14 @@ class Artifact(msgspec.Struct, omit_defaults=True):
     llm_provider: str | None = None
     llm_model: str | None = None
     activated_at: str | None = None
+    activated_by: str | None = None
+    """A key's name, `generation <id>`, or `anonymous` when auth is off."""
+    generation_id: str | None = None
+    """The generation job that made it; absent for uploads."""
+    cost_usd: float | None = None
+    generation_ms: float | None = None
+    accuracy_state: str = "ok"
+    """`breached` while its validated accuracy is below the task's target."""
 
 
 class ArtifactList(msgspec.Struct):

@@ -33,6 +33,8 @@ def artifact(r: ArtifactRecord) -> Artifact:
         example_accuracy=r.example_accuracy, synthesis_strategy=r.synthesis_strategy,
         confidence_score=r.confidence_score, llm_provider=r.llm_provider, llm_model=r.llm_model,
         activated_at=iso(r.activated_at) if r.activated_at is not None else None,
+        activated_by=r.activated_by, generation_id=r.generation_id, cost_usd=r.cost_usd,
+        generation_ms=r.generation_ms, accuracy_state=r.accuracy_state,
     )
 
 

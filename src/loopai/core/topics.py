@@ -12,3 +12,11 @@ def artifacts(task_id: str) -> tuple[str, str]:
 
 def executions(task_id: str) -> tuple[str, str]:
     return ("executions", f"tasks.{task_id}.executions")
+
+
+def generations(task_id: str) -> tuple[str, str]:
+    return ("generations", f"tasks.{task_id}.generations")
+
+
+def validations(task_id: str) -> tuple[str, str]:
+    return ("validations", f"tasks.{task_id}.validations")

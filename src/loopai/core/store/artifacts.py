@@ -44,13 +44,23 @@ async def insert_artifact(db: Database, artifact: ArtifactRecord) -> None:
 
 
 async def set_status(db: Database, artifact_id: str, status: ArtifactStatus,
-                     activated_at: int | None = None) -> None:
+                     activated_at: int | None = None, activated_by: str | None = None) -> None:
     if activated_at is None:
         await db.execute("UPDATE artifacts SET status = $2 WHERE id = $1", artifact_id,
                          status.value)
     else:
-        await db.execute("UPDATE artifacts SET status = $2, activated_at = $3 WHERE id = $1",
-                         artifact_id, status.value, activated_at)
+        await db.execute("UPDATE artifacts SET status = $2, activated_at = $3, activated_by = $4"
+                         " WHERE id = $1", artifact_id, status.value, activated_at, activated_by)
+
+
+async def set_accuracy_state(db: Database, artifact_id: str, state: str) -> bool:
+    """True for the one caller, across every instance, that changed the state."""
+    return await db.execute("UPDATE artifacts SET accuracy_state = $2"
+                            " WHERE id = $1 AND accuracy_state <> $2", artifact_id, state) > 0
+
+
+async def get_by_id(db: Database, artifact_id: str) -> ArtifactRecord | None:
+    return await ARTIFACTS.get(db, artifact_id)
 
 
 async def get_artifact(db: Database, task_id: str, version: int) -> ArtifactRecord | None:
