@@ -1,0 +1,1 @@
+"""Program generators: ways to turn a task's labelled examples into program artifacts."""
