@@ -38,10 +38,10 @@ from loopai.core.generation.base import (
 )
 from loopai.core.generation.models import (
     Activate,
+    GenerateRequest,
     Generation,
     GenerationList,
     GenerationStatus,
-    GenerateRequest,
 )
 from loopai.core.generation.models import GenerationError as ErrorBody
 from loopai.core.metrics import DomainMetrics
@@ -134,7 +134,7 @@ class GenerationService:
             raise NotFound("generation", generation_id)
         return resource(record)
 
-    async def list(self, task_id: str, limit: int) -> GenerationList:
+    async def for_task(self, task_id: str, limit: int) -> GenerationList:
         if await task_rows.get_task(self.db, task_id) is None:
             raise NotFound("task", task_id)
         return GenerationList(items=[resource(r) for r in
