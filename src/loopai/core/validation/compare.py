@@ -10,7 +10,8 @@ Methods:
 - `exact`: JSON equality. Booleans are not numbers (`true` ≠ `1`); an int and a float of
   the same value are equal (`1` = `1.0`). Score 1 or 0.
 - `structured`: a deep comparison where numbers within `numeric_tolerance` (absolute) or
-  `relative_tolerance` (of the larger magnitude) match and object keys named in
+  `relative_tolerance` (of the larger magnitude) match, bounds included (floats get a
+  few ulps of slack for binary rounding), and object keys named in
   `ignore_keys` are dropped at every depth; arrays are compared in order. The score is
   the share of leaves (scalars and empty containers) that match, over the expected leaves
   plus any the output has in excess.
@@ -44,6 +45,7 @@ import enum
 import json
 import math
 import re
+import sys
 import unicodedata
 from collections.abc import Callable
 from typing import Any
@@ -99,6 +101,8 @@ _PAIRING_LIMIT = 10_000
 
 _DIFFLIB_MAX_CHARS = 20_000
 """Longer normalized strings are scored with difflib's (linear) quick ratio."""
+
+_ULPS = 4 * sys.float_info.epsilon
 
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 
@@ -199,8 +203,12 @@ def _numbers_match(e: int | float, a: int | float, rules: _Rules) -> bool:
         return False
     try:
         diff = abs(e - a)
-        return bool(diff <= rules.abs_tol
-                    or diff <= rules.rel_tol * max(abs(e), abs(a)))
+        magnitude = max(abs(e), abs(a))
+        # Floats get a few ulps of slack, so that 1.0 and 1.01 are within 0.01 although
+        # 1.01 - 1.0 is 0.010000000000000009 in binary; integers are compared exactly.
+        slack = 0.0 if isinstance(e, int) and isinstance(a, int) else _ULPS * magnitude
+        return bool(diff <= rules.abs_tol + slack
+                    or diff <= rules.rel_tol * magnitude + slack)
     except OverflowError:
         return False
 
