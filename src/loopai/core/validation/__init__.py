@@ -1,0 +1,1 @@
+"""Validation of sampled executions: comparison, accuracy, oracles and the queue."""
