@@ -32,6 +32,7 @@ from loopai.api.routes import (
     docs,
     executions,
     health,
+    loop,
     metrics,
     tasks,
     topics,
@@ -174,6 +175,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         executions.execute_batch,
         executions.list_executions,
         executions.get_execution,
+        *loop.ROUTES,
     ]
     middleware: list[Any] = [request_id_middleware, http_metrics.middleware, transport_middleware]
     if settings.http_rate_limit > 0:

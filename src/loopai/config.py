@@ -179,6 +179,9 @@ class Settings:
     """Validations per version that make up its rolling accuracy."""
     validation_min_samples: int = 20
     """Validations a version needs before `accuracy.breached` can fire."""
+    validation_lease_s: float = 60.0
+    """How long an instance's claim on a sampled execution holds; a killed instance's claims
+    pass to another after this."""
 
     def __post_init__(self) -> None:
         if not (0 < self.port < 65536):

@@ -10,6 +10,9 @@ from typing import Annotated, Any, Literal
 import msgspec
 from msgspec import Meta
 
+from loopai.core.validation.compare import DEFAULT_OPTIONS, CompareOptions
+from loopai.core.validation.models import VersionAccuracy
+
 Name = Annotated[str, Meta(min_length=1, max_length=200, examples=["sentiment"])]
 Description = Annotated[str, Meta(max_length=10_000)]
 Probability = Annotated[float, Meta(ge=0.0, le=1.0)]
@@ -17,6 +20,8 @@ LatencyMs = Annotated[float, Meta(gt=0.0, le=3_600_000.0)]
 TimeoutMs = Annotated[int, Meta(ge=1, le=60_000)]
 Code = Annotated[str, Meta(min_length=1, max_length=200_000)]
 ShortText = Annotated[str, Meta(max_length=200)]
+GeneratorName = Literal["examples", "openai", "http"]
+OracleName = Literal["cases", "llm", "feedback"]
 JsonSchema = Annotated[dict[str, Any], Meta(examples=[{
     "type": "object", "properties": {"text": {"type": "string"}}, "required": ["text"],
 }])]
@@ -58,6 +63,12 @@ class TaskCreate(msgspec.Struct, forbid_unknown_fields=True):
     sampling_rate: Probability = 0.1
     include_input_in_events: bool = True
     """When false, execution events on the hub leave out the input (it may be private)."""
+    generator: GeneratorName | None = None
+    """The backend that generates its programs; absent: the server's LOOPAI_GENERATOR."""
+    oracle: OracleName | None = None
+    """Who judges its sampled executions; absent: the server's LOOPAI_VALIDATION_ORACLE."""
+    comparison: CompareOptions = DEFAULT_OPTIONS
+    """How an output is compared with the expected one (exact, normalized, structured, set)."""
 
     def __post_init__(self) -> None:
         self.name = clean_name(self.name)
@@ -75,6 +86,9 @@ class TaskUpdate(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True)
     latency_target_ms: LatencyMs | None = None
     sampling_rate: Probability | None = None
     include_input_in_events: bool | None = None
+    generator: GeneratorName | None = None
+    oracle: OracleName | None = None
+    comparison: CompareOptions | None = None
 
     def __post_init__(self) -> None:
         if self.name is not None:
@@ -96,6 +110,11 @@ class Task(msgspec.Struct, omit_defaults=True):
     created_at: str
     updated_at: str
     active_version: int | None = None
+    generator: str | None = None
+    oracle: str | None = None
+    comparison: CompareOptions = DEFAULT_OPTIONS
+    accuracy: VersionAccuracy | None = None
+    """The active version's validated accuracy over its rolling window, with its interval."""
 
 
 class TaskPage(msgspec.Struct, omit_defaults=True):

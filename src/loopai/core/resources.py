@@ -6,21 +6,27 @@ nested shapes. Services call these; the store never builds a resource.
 
 from __future__ import annotations
 
+import msgspec
+
 from loopai.core.clock import iso
 from loopai.core.models import Artifact, ComplexityMetrics, Execution, Task
 from loopai.core.store.artifacts import ArtifactRecord
 from loopai.core.store.executions import ExecutionRecord
 from loopai.core.store.tasks import TaskRecord
+from loopai.core.validation.compare import DEFAULT_OPTIONS, CompareOptions
+from loopai.core.validation.models import VersionAccuracy
 
 
-def task(r: TaskRecord) -> Task:
+def task(r: TaskRecord, accuracy: VersionAccuracy | None = None) -> Task:
     return Task(
         id=r.id, name=r.name, description=r.description, input_schema=r.input_schema,
         output_schema=r.output_schema, examples=r.examples, accuracy_target=r.accuracy_target,
         latency_target_ms=r.latency_target_ms, sampling_rate=r.sampling_rate,
         include_input_in_events=r.include_input_in_events, active_version=r.active_version,
         total_versions=r.total_versions, created_at=iso(r.created_at),
-        updated_at=iso(r.updated_at),
+        updated_at=iso(r.updated_at), generator=r.generator, oracle=r.oracle,
+        comparison=msgspec.convert(r.comparison, CompareOptions) if r.comparison
+        else DEFAULT_OPTIONS, accuracy=accuracy,
     )
 
 

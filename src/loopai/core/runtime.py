@@ -11,10 +11,13 @@ from prometheus_client import CollectorRegistry
 
 from loopai.config import Settings
 from loopai.core.artifacts import ArtifactService
+from loopai.core.cases import CaseService
 from loopai.core.clock import now_ms
 from loopai.core.events import DomainEvents
 from loopai.core.execution_writer import ExecutionWriter
 from loopai.core.executor import Executor
+from loopai.core.generation.backends import Backends
+from loopai.core.generation.jobs import GenerationService
 from loopai.core.metrics import DomainMetrics
 from loopai.core.models import ArtifactStatus
 from loopai.core.programs import ProgramCache
@@ -25,6 +28,7 @@ from loopai.core.store.artifacts import count_by_status
 from loopai.core.store.executions import delete_unsampled_before
 from loopai.core.store.migrations import migrate
 from loopai.core.tasks import TaskService
+from loopai.core.validation.service import ValidationService
 from loopai.hub.hub import Hub
 
 log = logging.getLogger("loopai.core")
@@ -52,6 +56,17 @@ class Domain:
         self.tasks = TaskService(self.db, self.schemas, self.events, self.programs)
         self.artifacts = ArtifactService(self.db, self.pool, self.events, self.programs,
                                          settings.examples_budget_ms)
+        self.cases = CaseService(self.db)
+        self.tasks.cases = self.cases
+        self.backends = Backends(settings, registry)
+        self.generations = GenerationService(
+            self.db, self.pool, self.schemas, self.artifacts, self.cases, self.events,
+            self.metrics, self.backends, settings.instance_id, settings.generator)
+        self.validations = ValidationService(
+            self.db, self.cases, self.writer, self.events, self.metrics, self.backends,
+            settings.instance_id, settings.validation_oracle, settings.validation_window,
+            settings.validation_min_samples, settings.validation_lease_s)
+        self.tasks.accuracy_of = self.validations.version_accuracy
         self.executor = Executor(self.db, self.pool, self.schemas, self.programs, self.writer,
                                  self.events, self.metrics,
                                  batch_concurrency=settings.sandbox_task_concurrency,
@@ -73,6 +88,7 @@ class Domain:
             raise
         await self.writer.start()
         await self.events.start()
+        await self.validations.start()
         await self.hub.listen("tasks", self.programs.on_event)
         await self.hub.listen("artifacts", self.programs.on_event)
         if self.retention_s > 0:
@@ -99,6 +115,8 @@ class Domain:
             self._sweeper.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._sweeper
+        await self.generations.close()
+        await self.validations.close()
         await self.writer.close()
         await self.events.close()
         await self.pool.close()

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
 
 import anyio.to_thread
 import msgspec
@@ -19,6 +20,10 @@ from loopai.core.schemas import SchemaCache, SchemaError, violations
 from loopai.core.store import tasks as rows
 from loopai.core.store.database import Database
 from loopai.core.store.tasks import TaskRecord
+from loopai.core.validation.models import VersionAccuracy
+
+if TYPE_CHECKING:
+    from loopai.core.cases import CaseService
 
 
 class TaskService:
@@ -28,6 +33,10 @@ class TaskService:
         self.schemas = schemas
         self.events = events
         self.programs = programs
+        self.cases: CaseService | None = None
+        """Set by the domain: a new task's examples become its first cases."""
+        self.accuracy_of: Callable[[str, int], Awaitable[VersionAccuracy]] | None = None
+        """Set by the domain: the active version's accuracy in task resources."""
 
     async def _check(self, input_schema: dict[str, Any], output_schema: dict[str, Any],
                      examples: list[Example]) -> None:
@@ -60,8 +69,14 @@ class TaskService:
             raise NotFound("task", task_id)
         return task
 
+    async def _resource(self, record: TaskRecord) -> Task:
+        accuracy = (await self.accuracy_of(record.id, record.active_version)
+                    if self.accuracy_of is not None and record.active_version is not None
+                    else None)
+        return resources.task(record, accuracy)
+
     async def read(self, task_id: str) -> Task:
-        return resources.task(await self.get(task_id))
+        return await self._resource(await self.get(task_id))
 
     async def create(self, body: TaskCreate) -> Task:
         await self._check(body.input_schema, body.output_schema, body.examples)
@@ -72,12 +87,15 @@ class TaskService:
             examples=body.examples, accuracy_target=body.accuracy_target,
             latency_target_ms=body.latency_target_ms, sampling_rate=body.sampling_rate,
             include_input_in_events=body.include_input_in_events, active_version=None,
-            total_versions=0, created_at=now, updated_at=now,
+            total_versions=0, created_at=now, updated_at=now, generator=body.generator,
+            oracle=body.oracle, comparison=msgspec.to_builtins(body.comparison),
         )
         async with self.db.transaction() as tx:
             if await rows.name_taken(tx, body.name):
                 raise Conflict("name_taken", f"a task named {body.name!r} already exists")
             await rows.insert_task(tx, record)
+        if self.cases is not None:
+            await self.cases.seed(record.id, [(e.input, e.output) for e in body.examples])
         task = resources.task(record)
         self.events.emit((topics.TASKS,), "task.created", task)
         return task
@@ -89,11 +107,14 @@ class TaskService:
         records = records[:limit]
         next_cursor = (encode_page_cursor(records[-1].created_at, records[-1].id)
                        if more and records else None)
-        return TaskPage(items=[resources.task(r) for r in records], next_cursor=next_cursor)
+        return TaskPage(items=[await self._resource(r) for r in records],
+                        next_cursor=next_cursor)
 
     async def update(self, task_id: str, body: TaskUpdate) -> Task:
         changes = msgspec.structs.asdict(body)
         changes = {k: v for k, v in changes.items() if v is not None}
+        if "comparison" in changes:
+            changes["comparison"] = msgspec.to_builtins(changes["comparison"])
         async with self.db.transaction() as tx:
             current = await rows.get_task(tx, task_id)
             if current is None:
@@ -104,8 +125,10 @@ class TaskService:
             if "name" in changes and await rows.name_taken(tx, updated.name, task_id):
                 raise Conflict("name_taken", f"a task named {updated.name!r} already exists")
             await rows.update_task(tx, updated)
+        if self.cases is not None and "examples" in changes:
+            await self.cases.seed(task_id, [(e.input, e.output) for e in updated.examples])
         self.programs.invalidate(task_id)
-        task = resources.task(updated)
+        task = await self._resource(updated)
         self.events.emit((topics.TASKS,), "task.updated", task)
         return task
 

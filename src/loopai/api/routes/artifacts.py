@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
-from litestar import get, post
+from litestar import Request, get, post
 from litestar.params import FromQuery, JSONBody, Parameter
 
-from loopai.api.auth import requires
+from loopai.api.auth import principal_of, requires
 from loopai.api.dependencies import DomainDep
 from loopai.api.errors import documented
 from loopai.api.routes.tasks import TaskId
@@ -24,8 +24,10 @@ Version = Annotated[int, Parameter(ge=1, le=2_147_483_647,
       tags=["artifacts"], summary="Upload a program: checked, run on the task's examples,"
       " stored as the next version")
 async def upload_artifact(task_id: TaskId, data: JSONBody[ArtifactCreate], domain: DomainDep,
+                          request: Request[Any, Any, Any],
                           activate: FromQuery[bool] = False) -> Artifact:
-    return await domain.artifacts.upload(task_id, data, activate)
+    return await domain.artifacts.upload(task_id, data, activate,
+                                         by=principal_of(request).name)
 
 
 @get("/api/v1/tasks/{task_id:str}/artifacts", responses=ERRORS,
@@ -47,5 +49,7 @@ async def get_artifact(task_id: TaskId, version: Version, domain: DomainDep) -> 
       guards=[requires("write")], tags=["artifacts"],
       summary="Make a version the active one (the previous becomes deprecated)")
 async def activate_artifact(task_id: TaskId, version: Version, domain: DomainDep,
+                            request: Request[Any, Any, Any],
                             force: FromQuery[bool] = False) -> Artifact:
-    return await domain.artifacts.activate(task_id, version, force)
+    return await domain.artifacts.activate(task_id, version, force,
+                                           by=principal_of(request).name)

@@ -64,6 +64,7 @@ async def list_tasks(db: Database, limit: int, after: tuple[int, str] | None) ->
 
 
 async def delete_task(db: Database, task_id: str) -> bool:
-    await db.execute("DELETE FROM executions WHERE task_id = $1", task_id)
+    for table in ("validations", "cases", "generations", "executions"):
+        await db.execute(f"DELETE FROM {table} WHERE task_id = $1", task_id)
     await db.execute("DELETE FROM artifacts WHERE task_id = $1", task_id)
     return await db.execute("DELETE FROM tasks WHERE id = $1", task_id) > 0

@@ -58,8 +58,6 @@ from loopai.core.validation.models import (
 
 log = logging.getLogger("loopai.validation")
 
-LEASE_MS = 60_000
-"""How long a claim holds; an instance that dies mid-queue loses its claims after this."""
 WAIT_FOR_FEEDBACK_MS = 600_000
 """An execution no oracle can judge is looked at again after this (or when feedback comes)."""
 BATCH = 20
@@ -90,7 +88,7 @@ class ValidationService:
     def __init__(self, db: Database, cases: CaseService, writer: ExecutionWriter,
                  events: DomainEvents, metrics: DomainMetrics, backends: Backends,
                  instance: str, default_oracle: str, window: int, min_samples: int,
-                 poll_s: float = 0.25) -> None:
+                 lease_s: float = 60.0, poll_s: float = 0.25) -> None:
         self.db = db
         self.cases = cases
         self.writer = writer
@@ -102,6 +100,8 @@ class ValidationService:
         self.window_size = window
         self.min_samples = min_samples
         self.poll_s = poll_s
+        self.lease_ms = int(lease_s * 1000)
+        """How long a claim holds; an instance that dies mid-queue loses its claims after."""
         self._loop: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
 
@@ -123,7 +123,7 @@ class ValidationService:
     async def _run(self) -> None:
         while True:
             try:
-                claimed = await rows.claim(self.db, self.instance, now_ms(), LEASE_MS, BATCH)
+                claimed = await rows.claim(self.db, self.instance, now_ms(), self.lease_ms, BATCH)
             except Exception as exc:
                 log.warning("validation queue: claim failed (%s)", type(exc).__name__)
                 claimed = []
