@@ -241,6 +241,9 @@ class RemoteCall:
             outcome = "ok"
             return result
         except OpenedState as opened:
+            # purgatory raises the same OpenedState object on every refused call: drop the
+            # traceback each raise would otherwise add to it.
+            opened.__traceback__ = None
             outcome = "unavailable"
             retry_after = self._retry_after(opened.opened_at)
             raise BackendUnavailable(
