@@ -516,3 +516,21 @@ async def test_both_backends_share_one_registry(server: FakeHttpServer,
     text = generate_latest(registry).decode()
     assert 'loopai_generator_breaker_state{backend="openai"} 0.0' in text
     assert 'loopai_generator_breaker_state{backend="http"} 0.0' in text
+
+
+async def test_a_cancelled_call_does_not_trip_the_breaker(server: FakeHttpServer,
+                                                          registry: CollectorRegistry) -> None:
+    generator = openai(server, registry, retries=0, breaker_failures=1)
+    server.script(Reply(200, chat(fenced(GOOD)).body, delay=3.0), then=chat(fenced(GOOD)))
+    call = asyncio.create_task(generator.generate(REQUEST, check, Progress()))
+    deadline = time.monotonic() + 3
+    while not server.requests:
+        assert time.monotonic() < deadline, "the call never reached the server"
+        await asyncio.sleep(0.01)
+    call.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await call
+    assert generator.remote.state == "closed"
+    assert sample(registry, "loopai_generator_calls_total", backend="openai",
+                  outcome="cancelled") == 1
+    assert (await generator.generate(REQUEST, check, Progress())).code == GOOD

@@ -4,8 +4,12 @@
 then every known case), reports each attempt to `progress`, and when the program was
 rejected or got cases wrong, tells the model what went wrong in the same conversation and
 asks again, up to `max_attempts` times. It returns the best program seen (most cases
-passed; the earliest on a tie). Every HTTP request goes through a `RemoteCall` (retries,
-per-attempt timeout, circuit breaker, metrics).
+passed; the earliest on a tie); `Candidate.attempts` is the number of attempts made and
+`metadata["best_attempt"]` the one whose program it is. A reply with no program in it is
+reported to `progress` as a rejected attempt (`rejected` says so) and the model is asked for
+one. When no attempt brought a program that passes the policy: BackendFailed. Every HTTP
+request goes through a `RemoteCall` (retries, per-attempt timeout, circuit breaker,
+metrics); its failures (RemoteCallFailed, BackendUnavailable) end the generation.
 
 `answer` serves the `llm` validation oracle: the model answers one input directly, in JSON
 mode. JSON mode only allows an object, so the model is asked for `{"output": <answer>}`;
