@@ -127,3 +127,21 @@ async def test_writer_batches_and_flushes_everything_on_close(db: Database) -> N
     assert stored is not None and stored[0] == 125
     assert writer.pending("e00124") is None
 
+
+
+async def test_every_table_matches_its_record_struct(db: Database) -> None:
+    """The DDL (migrations) and the records (Structs) declare the same columns."""
+    from loopai.core.store.artifacts import ARTIFACTS
+    from loopai.core.store.cases import CASES
+    from loopai.core.store.executions import EXECUTIONS
+    from loopai.core.store.generations import GENERATIONS
+    from loopai.core.store.tasks import TASKS
+    from loopai.core.store.validations import VALIDATIONS
+
+    for table in (TASKS, ARTIFACTS, EXECUTIONS, GENERATIONS, CASES, VALIDATIONS):
+        if db.dialect == "sqlite":
+            rows = await db.fetch(f"SELECT name FROM pragma_table_info('{table.name}')")
+        else:
+            rows = await db.fetch("SELECT column_name FROM information_schema.columns"
+                                  " WHERE table_name = $1", table.name)
+        assert {str(r[0]) for r in rows} == set(table.fields), table.name

@@ -38,7 +38,7 @@ def deep(leaf: Any, depth: int, wrap: str = "list") -> Any:
 def test_defaults_are_exact_without_tolerance() -> None:
     assert EXACT.method is Method.EXACT
     assert (EXACT.numeric_tolerance, EXACT.relative_tolerance) == (0.0, 0.0)
-    assert EXACT.ignore_keys == [] and EXACT.case_sensitive is False
+    assert EXACT.ignore_keys == () and EXACT.case_sensitive is False
 
 
 def test_methods_are_strings_on_the_wire() -> None:
@@ -46,7 +46,7 @@ def test_methods_are_strings_on_the_wire() -> None:
     assert isinstance(Method.SET, str)
     raw = msgspec.json.encode(CompareOptions(method=Method.SET, ignore_keys=["id"]))
     decoded = msgspec.json.decode(raw, type=CompareOptions)
-    assert decoded.method is Method.SET and decoded.ignore_keys == ["id"]
+    assert decoded.method is Method.SET and decoded.ignore_keys == ("id",)
 
 
 def test_options_refuse_unknown_fields_and_bad_tolerances() -> None:

@@ -43,6 +43,8 @@ class Generation(msgspec.Struct, omit_defaults=True):
     backend: str
     activate: Activate
     attempts: int
+    activated: bool
+    """Whether this job made its version the active one."""
     created_at: str
     updated_at: str
     cases_passed: int | None = None
@@ -51,7 +53,6 @@ class Generation(msgspec.Struct, omit_defaults=True):
     """Share of the known cases the new program answers right."""
     version: int | None = None
     """The artifact version it created (completed jobs)."""
-    activated: bool = False
     model: str | None = None
     error: GenerationError | None = None
     finished_at: str | None = None

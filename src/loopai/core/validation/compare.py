@@ -68,7 +68,8 @@ class CompareOptions(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """Absolute: numbers at most this far apart match (structured, normalized, set)."""
     relative_tolerance: float = 0.0
     """Numbers at most this share of the larger magnitude apart match."""
-    ignore_keys: list[str] = []
+    ignore_keys: tuple[str, ...] = ()
+    """A tuple, so that the options (and the task default) stay hashable."""
     """Object keys left out at any depth (not in `exact`)."""
     case_sensitive: bool = False
     """`normalized` only: when false, strings are compared case-folded."""
