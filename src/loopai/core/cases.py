@@ -64,9 +64,10 @@ class CaseService:
                   execution_id: str | None = None) -> CasesAdded:
         await self._task_exists(task_id)
         now = now_ms()
-        for case in cases:
+        for i, case in enumerate(cases):
+            # Ids sort as the cases were given, so pages and prompts keep their order.
             await rows.upsert(self.db, CaseRecord(
-                id=uuid.uuid4().hex, task_id=task_id, input_key=input_key(case.input),
+                id=f"{now:012x}{i:05x}{uuid.uuid4().hex[:15]}", task_id=task_id, input_key=input_key(case.input),
                 input=case.input, output=case.output, source=case.source.value,
                 execution_id=execution_id, created_at=now))
         return CasesAdded(added=len(cases), total=await rows.count(self.db, task_id))
