@@ -67,7 +67,8 @@ class CaseService:
         for i, case in enumerate(cases):
             # Ids sort as the cases were given, so pages and prompts keep their order.
             await rows.upsert(self.db, CaseRecord(
-                id=f"{now:012x}{i:05x}{uuid.uuid4().hex[:15]}", task_id=task_id, input_key=input_key(case.input),
+                id=f"{now:012x}{i:05x}{uuid.uuid4().hex[:15]}", task_id=task_id,
+                input_key=input_key(case.input),
                 input=case.input, output=case.output, source=case.source.value,
                 execution_id=execution_id, created_at=now))
         return CasesAdded(added=len(cases), total=await rows.count(self.db, task_id))
