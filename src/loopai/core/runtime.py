@@ -89,6 +89,7 @@ class Domain:
         await self.writer.start()
         await self.events.start()
         await self.validations.start()
+        await self.generations.start()
         await self.hub.listen("tasks", self.programs.on_event)
         await self.hub.listen("artifacts", self.programs.on_event)
         if self.retention_s > 0:

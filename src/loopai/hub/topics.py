@@ -11,7 +11,8 @@ MAX_SEGMENTS = 8
 _SEGMENT = re.compile(r"[A-Za-z0-9_:\-]{1,64}")
 
 RESERVED_ROOTS = frozenset(
-    {"tasks", "executions", "artifacts", "validations", "errors", "metrics", "system"}
+    {"tasks", "executions", "artifacts", "validations", "generations", "errors", "metrics",
+     "system"}
 )
 """Topics only the server publishes to; the whole `tasks.` namespace is the server's too."""
 

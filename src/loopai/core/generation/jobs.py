@@ -60,6 +60,9 @@ from loopai.core.validation.compare import CompareOptions, compare
 log = logging.getLogger("loopai.generation")
 
 CASE_TIMEOUT_MS = 2000
+ABANDONED_AFTER_MS = 600_000
+"""A job nobody updated for this long belongs to an instance that died (attempts of a live
+job update it at least every few minutes: timeout times retries)."""
 MAX_FAILURES = 50
 """Failing cases kept in a report (and shown to a model on its next attempt)."""
 
@@ -95,6 +98,7 @@ class GenerationService:
         self.instance = instance
         self.default_backend = default_backend
         self._jobs: set[asyncio.Task[None]] = set()
+        self._sweeper: asyncio.Task[None] | None = None
 
     # --- the API
 
@@ -274,7 +278,27 @@ class GenerationService:
             return True
         return (report.accuracy or 0.0) > (active.accuracy or 0.0)
 
+    async def start(self) -> None:
+        self._sweeper = asyncio.get_running_loop().create_task(self._sweep(),
+                                                               name="generation-sweeper")
+
+    async def _sweep(self) -> None:
+        """Jobs whose instance died stay `running` in the store: any instance ends them as
+        failed (`abandoned`) once nobody has updated them for ABANDONED_AFTER_MS."""
+        while True:
+            try:
+                now = now_ms()
+                if await rows.fail_abandoned(self.db, now - ABANDONED_AFTER_MS, now):
+                    log.warning("generation jobs abandoned by a lost instance marked failed")
+            except Exception as exc:
+                log.warning("generation sweep failed: %s", type(exc).__name__)
+            await asyncio.sleep(60)
+
     async def close(self) -> None:
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._sweeper
         for job in list(self._jobs):
             job.cancel()
         for job in list(self._jobs):
