@@ -13,11 +13,9 @@ from litestar import Litestar
 from litestar.config.cors import CORSConfig
 from litestar.datastructures import State
 from litestar.di import Provide
-from litestar.openapi import OpenAPIConfig
-from litestar.openapi.plugins import SwaggerRenderPlugin
 from prometheus_client import CollectorRegistry
 
-from loopai import __version__
+from loopai.api.allow import AllowHeader
 from loopai.api.bodies import check_body
 from loopai.api.errors import (
     EXCEPTION_HANDLERS,
@@ -25,6 +23,7 @@ from loopai.api.errors import (
     request_id_middleware,
 )
 from loopai.api.http_metrics import HttpMetrics
+from loopai.api.openapi import finish_document, openapi_config
 from loopai.api.rate_limit import rate_limit
 from loopai.api.routes import (
     artifacts,
@@ -180,15 +179,17 @@ def create_app(settings: Settings | None = None) -> Litestar:
     middleware: list[Any] = [request_id_middleware, http_metrics.middleware, transport_middleware]
     if settings.http_rate_limit > 0:
         middleware.append(rate_limit(settings.http_rate_limit).middleware)
-    return Litestar(
+    allow = AllowHeader()
+    app = Litestar(
         route_handlers=route_handlers,
         lifespan=[lifespan],
+        on_startup=[finish_document],
         state=state,
         dependencies={"hub": Provide(lambda: hub, sync_to_thread=False),
                       "domain": Provide(lambda: domain, sync_to_thread=False)},
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
         middleware=middleware,
-        before_send=[add_request_id_header],
+        before_send=[add_request_id_header, allow],
         cors_config=CORSConfig(
             allow_origins=origins.cors_origins(),
             allow_headers=["Authorization", "Content-Type"],
@@ -196,14 +197,11 @@ def create_app(settings: Settings | None = None) -> Litestar:
         ),
         before_request=check_body,
         request_max_body_size=1_048_576,
-        openapi_config=OpenAPIConfig(
-            title="Loopai Hub API",
-            version=__version__,
-            path="/schema",
-            render_plugins=[SwaggerRenderPlugin()],
-        ),
+        openapi_config=openapi_config(settings.auth_enabled),
         debug=False,
     )
+    allow.bind(app)
+    return app
 
 
 async def drain(app: Litestar, reason: str = "server shutting down") -> None:

@@ -59,4 +59,10 @@ def requires(
         if not principal.has(scope):
             raise ApiError(403, "forbidden", f"this operation needs the '{scope}' scope")
 
+    guard.scope = scope  # type: ignore[attr-defined]  # read by the OpenAPI document
     return guard
+
+
+async def signed_in(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+    """A guard: any valid credential (401 otherwise), whatever its scopes."""
+    principal_of(connection)

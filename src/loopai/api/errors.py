@@ -19,6 +19,7 @@ from litestar import Request, Response
 from litestar.enums import ScopeType
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.openapi.datastructures import ResponseSpec
+from litestar.openapi.spec import Example
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 from loopai.core.errors import DomainError
@@ -254,8 +255,43 @@ _DESCRIPTIONS = {
 }
 
 
+_EXAMPLE_ERRORS: dict[int, tuple[str, str, Any]] = {
+    400: ("validation_error", "the request body is invalid",
+          [{"field": "timeout_ms", "message": "Expected `int` <= 60000"}]),
+    401: ("unauthorized", "missing credentials", None),
+    403: ("forbidden", "this operation needs the 'write' scope", None),
+    404: ("not_found", "task 3f0c2a9e8b7d4c1fa6e5d4c3b2a19081 not found", None),
+    409: ("conflict", "the task has an active program: deactivate it or pass force=true",
+          None),
+    413: ("payload_too_large", "Request Entity Too Large", None),
+    415: ("unsupported_media_type",
+          "request bodies must be JSON (content-type: application/json)",
+          [{"field": "content-type", "message": "got 'text/plain'"}]),
+    429: ("rate_limited", "Too Many Requests", None),
+    500: ("internal", "internal server error", None),
+    503: ("unavailable", "database unavailable", None),
+}
+
+
+def _example(code: int) -> Example:
+    name, message, details = _EXAMPLE_ERRORS[code]
+    value: dict[str, Any] = {"code": name, "message": message,
+                             "trace_id": "0d5c1f8e6b2a4f3c9e7d1a2b3c4d5e6f",
+                             "timestamp": "2026-01-31T12:00:00.000Z"}
+    if details is not None:
+        value["details"] = details
+    return Example(summary=name, value=value)
+
+
+def errors_for(*codes: int) -> dict[int, ResponseSpec]:
+    """OpenAPI entries for exactly these error statuses, in the one error shape, each with a
+    real example. (The `Retry-After` header of a 503 is added by `loopai.api.openapi`.)"""
+    return {code: ResponseSpec(data_container=ErrorBody, description=_DESCRIPTIONS[code],
+                               generate_examples=False, examples=[_example(code)])
+            for code in sorted(set(codes))}
+
+
 def documented(*extra: int) -> dict[int, ResponseSpec]:
-    """OpenAPI entries for the errors a route can answer with, all in the one error shape."""
-    codes = sorted({400, 401, 403, 413, 415, 429, 500, 503, *extra})
-    return {code: ResponseSpec(data_container=ErrorBody, description=_DESCRIPTIONS[code])
-            for code in codes}
+    """OpenAPI entries for the errors an authenticated route with a body or query can answer
+    with, plus `extra`."""
+    return errors_for(400, 401, 403, 413, 415, 429, 500, 503, *extra)

@@ -30,10 +30,16 @@ def make_cursor(epoch: Epoch, position: Position) -> Cursor:
     return Cursor(f"{epoch}:{position.ms}-{position.seq}")
 
 
+def _digits(text: str) -> bool:
+    """ASCII digits only: `str.isdigit` also takes '²' and '٣', which `int` refuses or
+    reads as another number."""
+    return text.isascii() and text.isdigit()
+
+
 def parse_position(text: str) -> Position:
     """Parse `<ms>-<seq>`; raises InvalidCursor."""
     ms_text, sep, seq_text = text.partition("-")
-    if not sep or not ms_text.isdigit() or not seq_text.isdigit():
+    if not sep or not _digits(ms_text) or not _digits(seq_text):
         raise InvalidCursor(f"malformed cursor position {text!r}")
     return Position(int(ms_text), int(seq_text))
 

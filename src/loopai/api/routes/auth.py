@@ -7,13 +7,13 @@ renew itself past its lifetime. A request for scopes or prefixes beyond the key'
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
 from litestar import Request, post
 from litestar.params import JSONBody
 
-from loopai.api.auth import principal_of
+from loopai.api.auth import principal_of, signed_in
 from loopai.api.errors import ApiError, documented
 from loopai.config import SCOPES
 from loopai.hub.auth import Authenticator, MintRefused
@@ -21,13 +21,17 @@ from loopai.hub.auth import Authenticator, MintRefused
 ERRORS = documented()
 
 
+Scope = Annotated[str, msgspec.Meta(extra_json_schema={"enum": sorted(SCOPES)})]
+"""The enum is documentation: the route refuses an unknown scope itself, naming it."""
+
+
 class TokenRequest(msgspec.Struct, forbid_unknown_fields=True):
-    scopes: list[str] | None = None
+    scopes: list[Scope] | None = None
     """Defaults to the caller's own scopes; asking for one the key lacks is a 403."""
     prefixes: list[str] | None = None
     """Narrow the topics the token may use; defaults to the caller's prefixes. Each must lie
     within one of the key's prefixes (when it has any), else 403."""
-    ttl_s: int | None = None
+    ttl_s: Annotated[int, msgspec.Meta(extra_json_schema={"minimum": 1})] | None = None
     """Seconds; at most (and by default) LOOPAI_TOKEN_TTL_S."""
 
 
@@ -38,6 +42,7 @@ class TokenResponse(msgspec.Struct):
 
 
 @post("/api/v1/auth/ws-token", responses=ERRORS, status_code=201, tags=["auth"],
+      guards=[signed_in],
       summary="Mint a short-lived connection token for a browser")
 async def mint_ws_token(request: Request[Any, Any, Any],
                         data: JSONBody[TokenRequest | None] = None) -> TokenResponse:

@@ -51,7 +51,8 @@ async def list_executions(
     status: FromQuery[ExecutionStatus | None] = None,
     sampled: FromQuery[bool | None] = None,
     since: Annotated[str | None, Parameter(description="ISO 8601 time; executions at or after",
-                                           max_length=64)] = None,
+                                           max_length=64,
+                                           schema_extra={"format": "date-time"})] = None,
 ) -> ExecutionPage:
     since_ms = None
     if since is not None:

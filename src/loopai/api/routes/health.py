@@ -9,8 +9,10 @@ from typing import Any
 
 import msgspec
 from litestar import Request, Response, get
+from litestar.openapi.datastructures import ResponseSpec
 
 from loopai.api.dependencies import HubDep
+from loopai.api.errors import errors_for
 from loopai.hub.instances import InstanceInfo, InstanceRegistry
 
 ReadyCheck = Callable[[], Awaitable[tuple[str, bool, str]]]
@@ -33,6 +35,23 @@ class Health(msgspec.Struct):
     draining: bool
 
 
+class SandboxWalls(msgspec.Struct):
+    walls: list[str]
+    """The walls this host gave the sandbox workers."""
+    missing: list[str]
+    required: list[str]
+    """LOOPAI_SANDBOX_REQUIRE: not ready while one of these is missing."""
+
+
+class Readiness(msgspec.Struct, omit_defaults=True):
+    status: str
+    """`ready` or `not_ready`."""
+    checks: list[Check]
+    sandbox: SandboxWalls | None = None
+
+
+RETRY_AFTER_S = "5"
+"""Retry-After on a 503 from health: a probe soon, not at once."""
 async def _run_checks(request: Request[Any, Any, Any], hub: HubDep) -> list[Check]:
     bp = hub.backplane.health()
     checks = [Check("backplane", bp.ok, bp.detail)]
@@ -53,21 +72,27 @@ async def live() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@get("/api/v1/health/ready", tags=["health"], summary="Ready to take traffic (503 if not)")
-async def ready(request: Request[Any, Any, Any], hub: HubDep) -> Response[dict[str, Any]]:
+def _unavailable(ok: bool) -> dict[str, str] | None:
+    return None if ok else {"Retry-After": RETRY_AFTER_S}
+
+
+@get("/api/v1/health/ready", tags=["health"], summary="Ready to take traffic (503 if not)",
+     responses={503: ResponseSpec(Readiness, generate_examples=False,
+                                  description="Not ready: `checks` says which check failed")})
+async def ready(request: Request[Any, Any, Any], hub: HubDep) -> Response[Readiness]:
     checks = await _run_checks(request, hub)
     ok = all(c.ok for c in checks)
-    body: dict[str, Any] = {"status": "ready" if ok else "not_ready",
-                            "checks": [msgspec.to_builtins(c) for c in checks]}
+    body = Readiness("ready" if ok else "not_ready", checks)
     domain = request.app.state.get("domain")
     if domain is not None:
         pool = domain.pool
-        body["sandbox"] = {"walls": pool.walls, "missing": pool.missing_walls,
-                           "required": sorted(pool.require)}
-    return Response(body, status_code=200 if ok else 503)
+        body.sandbox = SandboxWalls(list(pool.walls), pool.missing_walls, sorted(pool.require))
+    return Response(body, status_code=200 if ok else 503, headers=_unavailable(ok))
 
 
-@get("/api/v1/health", tags=["health"], summary="A summary of this instance")
+@get("/api/v1/health", tags=["health"], summary="A summary of this instance",
+     responses={503: ResponseSpec(Health, generate_examples=False,
+                                  description="Degraded: `checks` says which check failed")})
 async def summary(request: Request[Any, Any, Any], hub: HubDep) -> Response[Health]:
     from loopai import __version__
 
@@ -83,10 +108,11 @@ async def summary(request: Request[Any, Any, Any], hub: HubDep) -> Response[Heal
         subscriptions=hub.subscription_count(),
         draining=hub.draining,
     )
-    return Response(body, status_code=200 if ok else 503)
+    return Response(body, status_code=200 if ok else 503, headers=_unavailable(ok))
 
 
-@get("/api/v1/instances", tags=["health"], summary="The live hub instances of this cluster")
+@get("/api/v1/instances", tags=["health"], summary="The live hub instances of this cluster",
+     responses=errors_for(500, 503))
 async def instances(request: Request[Any, Any, Any]) -> list[InstanceInfo]:
     registry: InstanceRegistry = request.app.state.instances
     return await registry.list()

@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 import msgspec
 from litestar import Request, get, post
-from litestar.params import FromPath, FromQuery, JSONBody, Parameter
+from litestar.params import JSONBody, Parameter
 
 from loopai.api.auth import principal_of, requires
 from loopai.api.dependencies import HubDep
@@ -16,6 +16,18 @@ from loopai.hub.topics import InvalidTopic, is_reserved, validate_topic
 from loopai.hub.types import Cursor, Topic
 
 ERRORS = documented()
+
+_SEGMENT = r"[A-Za-z0-9_:\-]{1,64}"
+TopicName = Annotated[str, Parameter(
+    description="A topic: 1-8 dot-separated segments of letters, digits, '_', '-' or ':'",
+    max_length=255, schema_extra={"pattern": rf"^{_SEGMENT}(\.{_SEGMENT}){{0,7}}$"},
+)]
+"""The pattern is documentation: `validate_topic` checks it, answering `invalid_topic`."""
+EventCursor = Annotated[str | None, Parameter(
+    description="A cursor from an earlier event or page: events after it (empty or left out:"
+    " from the oldest kept)", max_length=128,
+    schema_extra={"pattern": r"^(.{1,100}:[0-9]{1,19}-[0-9]{1,19})?$"},
+)]
 
 
 class PublishBody(msgspec.Struct, forbid_unknown_fields=True):
@@ -59,7 +71,7 @@ def _topic(request: Request[Any, Any, Any], name: str) -> Topic:
 @post("/api/v1/topics/{topic:str}/events", responses=ERRORS,
       guards=[requires("publish")], status_code=201,
       summary="Publish an event to a topic", tags=["hub"])
-async def publish_event(request: Request[Any, Any, Any], topic: FromPath[str],
+async def publish_event(request: Request[Any, Any, Any], topic: TopicName,
                         data: JSONBody[PublishBody],
                         hub: HubDep) -> PublishResult:
     checked = _topic(request, topic)
@@ -74,9 +86,9 @@ async def publish_event(request: Request[Any, Any, Any], topic: FromPath[str],
      summary="Read a topic's history after a cursor", tags=["hub"])
 async def read_events(
     request: Request[Any, Any, Any],
-    topic: FromPath[str],
+    topic: TopicName,
     hub: HubDep,
-    since: FromQuery[str | None] = None,
+    since: EventCursor = None,
     limit: Annotated[int, Parameter(ge=1, le=1000)] = 100,
 ) -> EventPage:
     checked = _topic(request, topic)
