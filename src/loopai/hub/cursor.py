@@ -33,7 +33,8 @@ def make_cursor(epoch: Epoch, position: Position) -> Cursor:
 def parse_position(text: str) -> Position:
     """Parse `<ms>-<seq>`; raises InvalidCursor."""
     ms_text, sep, seq_text = text.partition("-")
-    if not sep or not ms_text.isdigit() or not seq_text.isdigit():
+    # ASCII digits only: str.isdigit() also accepts '²' (which int() refuses) and '١'.
+    if not sep or not _digits(ms_text) or not _digits(seq_text):
         raise InvalidCursor(f"malformed cursor position {text!r}")
     return Position(int(ms_text), int(seq_text))
 
@@ -46,3 +47,7 @@ def parse_cursor(cursor: str) -> ParsedCursor:
     if not sep or not epoch:
         raise InvalidCursor(f"malformed cursor {cursor!r}")
     return ParsedCursor(Epoch(epoch), parse_position(rest))
+
+
+def _digits(text: str) -> bool:
+    return text.isascii() and text.isdigit()
