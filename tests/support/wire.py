@@ -103,7 +103,8 @@ topic_names = st.one_of(valid_topics, invalid_topics, st.sampled_from(
     ["tasks", "tasks.1.executions", "system", "demo.a", "demo.b", "other"]))
 refs = st.one_of(st.none(), st.text(max_size=70))
 cursors = st.one_of(st.just("e1:3-0"), st.just("9f2c1a7e:1719000000000-12"), st.text(max_size=12),
-                    st.just("x" * 200), st.just(":1-0"), st.just("e:1"), st.just("e:-0"))
+                    st.just("x" * 200), st.just(":1-0"), st.just("e:1"), st.just("e:-0"),
+                    st.sampled_from(["e:\u00b2-0", "e:1-\u00b3", "e:\u0661\u0662-0", "e:1-0-0"]))
 # Any value a field could be given, right type or not.
 any_field = st.one_of(json_values, st.lists(topic_names, max_size=4), topic_names, refs,
                       st.dictionaries(topic_names, cursors, max_size=3))
