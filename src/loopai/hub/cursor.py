@@ -33,7 +33,8 @@ def make_cursor(epoch: Epoch, position: Position) -> Cursor:
 def parse_position(text: str) -> Position:
     """Parse `<ms>-<seq>`; raises InvalidCursor."""
     ms_text, sep, seq_text = text.partition("-")
-    # ASCII digits only: str.isdigit() also accepts '²' (which int() refuses) and '١'.
+    # ASCII digits only: str.isdigit() also accepts '\u00b2' (which int() refuses)
+    # and Arabic-Indic digits.
     if not sep or not _digits(ms_text) or not _digits(seq_text):
         raise InvalidCursor(f"malformed cursor position {text!r}")
     return Position(int(ms_text), int(seq_text))
