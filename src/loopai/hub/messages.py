@@ -138,7 +138,11 @@ def decode_client(data: str | bytes) -> ClientMessage:
 
     Nesting is checked first: decoders recurse per level, and a frame of a thousand
     brackets would otherwise end the connection with a RecursionError (1011)."""
-    if too_deep(data):  # not decoded, so no `ref` to echo
+    try:
+        deep = too_deep(data)
+    except UnicodeEncodeError:  # a str with lone surrogates: no text frame can carry one
+        raise MessageError("bad_request", "message is not valid UTF-8") from None
+    if deep:  # not decoded, so no `ref` to echo
         raise MessageError("bad_request", f"message nested deeper than {MAX_JSON_DEPTH} levels")
     try:
         message: ClientMessage = _decoder.decode(data)

@@ -24,6 +24,7 @@ FATAL_CLOSE_CODES = frozenset({1002, 1003, 1007, POLICY, TOO_BIG, UNAUTHORIZED, 
 # Refusals that mean "later", not "never": the topic stays wanted and is asked for again.
 TRANSIENT_CODES = frozenset({"unavailable", "rate_limited", "internal"})
 RECENT_CURSORS = 512
+MAX_RETRY_MS = 3_600_000
 
 
 def close_action(code: int | None) -> str:
@@ -173,7 +174,7 @@ class Session:
         return self._request(message, fresh)
 
     def unsubscribe(self, topics: list[str]) -> tuple[str | None, str | None]:
-        known = [t for t in topics if t in self.topics]
+        known = [t for t in dict.fromkeys(topics) if t in self.topics]
         for topic in known:
             del self.topics[topic]
             self.leaving.add(topic)
@@ -237,7 +238,8 @@ class Session:
             return [ProtocolError("binary frame on a JSON connection", None)]
         try:
             parsed = msgspec.json.decode(frame)
-        except msgspec.DecodeError:
+        except (msgspec.DecodeError, UnicodeEncodeError, RecursionError):
+            # RecursionError: nested deeper than the decoder recurses (about 1000 levels).
             return [ProtocolError("frame is not JSON", frame[:200])]
         out: list[Record] = []
         for message in parsed if isinstance(parsed, list) else [parsed]:
@@ -306,7 +308,8 @@ class Session:
 
     def _on_unsubscribed(self, m: dict[str, Any], out: list[Record]) -> None:
         for topic in m["topics"]:
-            self.leaving.discard(topic)
+            if isinstance(topic, str):
+                self.leaving.discard(topic)
         self._reply(m, out)
 
     def _on_published(self, m: dict[str, Any], out: list[Record]) -> None:
@@ -350,7 +353,9 @@ class Session:
 
     def _on_reconnect(self, m: dict[str, Any], out: list[Record]) -> None:
         retry = m.get("retry_ms")
-        retry_s = retry / 1000 if isinstance(retry, int | float) and retry >= 0 else 0.0
+        # Capped at an hour: a huge int would not even convert to a float (OverflowError).
+        retry_s = (min(retry, MAX_RETRY_MS) / 1000
+                   if isinstance(retry, int | float) and retry >= 0 else 0.0)
         out.append(Reconnect(retry_s, _str(m.get("reason")) or ""))
 
     def _reply(self, m: dict[str, Any], out: list[Record]) -> None:
