@@ -92,6 +92,15 @@ def _config(ids: dict[str, str], auth: bool) -> str:
         ' "POST /api/v1/tasks/{task_id}/artifacts", "POST /api/v1/tasks/{task_id}/execute",'
         ' "POST /api/v1/tasks/{task_id}/execute/batch"]',
         'checks.positive_data_acceptance.expected-statuses = ["2xx", 400, 401, 403, 404, 409]',
+        "",
+        "[[operations]]",
+        # Feedback must say what was right (`expected_output`, or `correct: true` for an
+        # execution with an output); an import needs at least one line that is a case;
+        # generation refuses a task shape its backend cannot learn (422 `unsupported_task`)
+        # and a backend this server has no URL for (422 `backend_not_configured`).
+        'include-name = ["POST /api/v1/executions/{execution_id}/feedback",'
+        ' "POST /api/v1/tasks/{task_id}/cases/import", "POST /api/v1/tasks/{task_id}/generate"]',
+        'checks.positive_data_acceptance.expected-statuses = ["2xx", 400, 404, 422]',
     ]
     if not auth:
         lines += [

@@ -267,6 +267,9 @@ _EXAMPLE_ERRORS: dict[int, tuple[str, str, Any]] = {
     415: ("unsupported_media_type",
           "request bodies must be JSON (content-type: application/json)",
           [{"field": "content-type", "message": "got 'text/plain'"}]),
+    422: ("unsupported_task", "the examples generator cannot learn numeric outputs; this needs"
+          " an LLM backend (openai or http)",
+          [{"field": "backend", "message": "needs an LLM backend (openai or http)"}]),
     429: ("rate_limited", "Too Many Requests", None),
     500: ("internal", "internal server error", None),
     503: ("unavailable", "database unavailable", None),

@@ -51,7 +51,9 @@ def _codec(hint: Any) -> _Codec:
         decoder = msgspec.json.Decoder(inner)
         encode = lambda v: msgspec.json.encode(v).decode()  # noqa: E731
         decode = decoder.decode
-    if nullable or inner is Any:
+    if inner is Any:  # JSON null is a value here (stored as 'null'); SQL NULL reads as None
+        return encode, (lambda v: None if v is None else decode(v))
+    if nullable:
         return ((lambda v: None if v is None else encode(v)),
                 (lambda v: None if v is None else decode(v)))
     return encode, decode

@@ -29,7 +29,7 @@ class CaseBatch(msgspec.Struct, forbid_unknown_fields=True):
 class CaseImport(msgspec.Struct, forbid_unknown_fields=True):
     """JSON Lines, one `{"input": …, "output": …}` object per line."""
 
-    jsonl: Annotated[str, Meta(max_length=1_000_000)]
+    jsonl: Annotated[str, Meta(min_length=1, max_length=1_000_000)]
 
 
 class Case(msgspec.Struct, omit_defaults=True):
