@@ -18,6 +18,29 @@ export class ApiError extends LoopaiError {
 
 const enc = encodeURIComponent;
 
+const sleep = (ms, signal) => new Promise((resolve, reject) => {
+  if (signal?.aborted) {
+    reject(signal.reason);
+    return;
+  }
+  const timer = setTimeout(done, ms);
+  function done() {
+    signal?.removeEventListener('abort', abort);
+    resolve();
+  }
+  function abort() {
+    clearTimeout(timer);
+    reject(signal.reason);
+  }
+  signal?.addEventListener('abort', abort, { once: true });
+});
+
+/** JSON Lines text as it is, or each `{input, output}` object as one line. */
+function jsonl(cases) {
+  if (typeof cases === 'string') return cases;
+  return Array.from(cases, (c) => `${JSON.stringify(c)}\n`).join('');
+}
+
 function withQuery(path, query) {
   const params = new URLSearchParams();
   for (const [key, value] of Object.entries(query ?? {})) {
@@ -140,6 +163,81 @@ export class ApiClient {
   }
   getExecution(executionId) {
     return this.request('GET', `/api/v1/executions/${enc(executionId)}`);
+  }
+
+  // ---- the loop: generation jobs
+  /** Start generating a program: resolves with the job (`queued`/`running`), HTTP 202. */
+  generate(taskId, { backend, activate } = {}) {
+    const body = {};
+    if (backend != null) body.backend = backend;
+    if (activate != null) body.activate = activate;
+    return this.request('POST', `/api/v1/tasks/${enc(taskId)}/generate`, { body });
+  }
+  getGeneration(generationId) {
+    return this.request('GET', `/api/v1/generations/${enc(generationId)}`);
+  }
+  /** A task's generation jobs, newest first: `{items}`. */
+  listGenerations(taskId, { limit } = {}) {
+    return this.request('GET', `/api/v1/tasks/${enc(taskId)}/generations`, { query: { limit } });
+  }
+  /**
+   * Polls a job until it is `completed` or `failed` and resolves with it (check `status`);
+   * rejects with a LoopaiError named `TimeoutError` (code `timeout`, `generation`: the last
+   * state seen) when it is still going after `timeoutMs`, or with `signal`'s reason.
+   */
+  async waitForGeneration(generationId, { timeoutMs = 120_000, intervalMs = 250, signal } = {}) {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      signal?.throwIfAborted();
+      const job = await this.getGeneration(generationId);
+      if (job.status === 'completed' || job.status === 'failed') return job;
+      const left = deadline - Date.now();
+      if (left <= 0) {
+        const err = new LoopaiError(`generation ${generationId} still ${job.status} after ${timeoutMs} ms`);
+        err.name = 'TimeoutError';
+        err.code = 'timeout';
+        err.generation = job;
+        throw err;
+      }
+      await sleep(Math.min(intervalMs, left), signal);
+    }
+  }
+
+  // ---- the loop: cases
+  /** A task's labelled cases: `{items, total, next_cursor}`. */
+  listCases(taskId, { limit, cursor } = {}) {
+    return this.request('GET', `/api/v1/tasks/${enc(taskId)}/cases`, { query: { limit, cursor } });
+  }
+  /** `cases`: `[{input, output, source?}]`; a known input gets its output replaced. `{added, total}`. */
+  addCases(taskId, cases) {
+    return this.request('POST', `/api/v1/tasks/${enc(taskId)}/cases`, { body: { cases: Array.from(cases) } });
+  }
+  /** JSON Lines text, or an iterable of `{input, output}` objects sent as JSON Lines. `{added, total}`. */
+  importCases(taskId, cases) {
+    return this.request('POST', `/api/v1/tasks/${enc(taskId)}/cases/import`, { body: { jsonl: jsonl(cases) } });
+  }
+  deleteCase(taskId, caseId) {
+    return this.request('DELETE', `/api/v1/tasks/${enc(taskId)}/cases/${enc(caseId)}`);
+  }
+
+  // ---- the loop: feedback, validations, accuracy
+  /**
+   * What was right for an execution: `{expectedOutput}` (null is a value too), or
+   * `{correct: true}` to confirm its output. Resolves `{case, validation, already_validated}`.
+   */
+  feedback(executionId, { expectedOutput, correct } = {}) {
+    const body = {};
+    if (expectedOutput !== undefined) body.expected_output = expectedOutput;
+    if (correct != null) body.correct = correct;
+    return this.request('POST', `/api/v1/executions/${enc(executionId)}/feedback`, { body });
+  }
+  /** A task's validations, newest first: `{items, next_cursor}`. */
+  listValidations(taskId, { limit, cursor, version } = {}) {
+    return this.request('GET', `/api/v1/tasks/${enc(taskId)}/validations`, { query: { limit, cursor, version } });
+  }
+  /** Validated accuracy per version with Wilson intervals: `{task_id, target, window, versions}`. */
+  taskAccuracy(taskId) {
+    return this.request('GET', `/api/v1/tasks/${enc(taskId)}/accuracy`);
   }
 
   // ---- topics and connection tokens

@@ -7,7 +7,8 @@ export type KnownEventType =
   | 'task.created' | 'task.updated' | 'task.deleted'
   | 'execution.completed' | 'execution.failed' | 'execution.timed_out'
   | 'artifact.created' | 'artifact.activated' | 'artifact.deprecated'
-  | 'validation.completed'
+  | 'generation.started' | 'generation.progress' | 'generation.completed' | 'generation.failed'
+  | 'validation.completed' | 'accuracy.breached' | 'accuracy.recovered'
   | 'error'
   | 'metrics.snapshot'
   | 'instance.up' | 'instance.down' | 'instance.draining';
@@ -31,6 +32,15 @@ export interface EventDataMap {
   'artifact.created': Artifact;
   'artifact.activated': Artifact;
   'artifact.deprecated': Artifact;
+  /** Topics `tasks.<id>.generations` and `generations`. */
+  'generation.started': Generation;
+  'generation.progress': GenerationProgress;
+  'generation.completed': Generation;
+  'generation.failed': Generation;
+  /** Topics `tasks.<id>.validations` and `validations`. */
+  'validation.completed': Validation;
+  'accuracy.breached': AccuracyChange;
+  'accuracy.recovered': AccuracyChange;
 }
 
 /** One event: `cursor` is opaque (save it to resume later), `ts` is publish time in ms. */
@@ -215,8 +225,29 @@ export declare class ApiError extends LoopaiError {
 
 export interface Example { input: Json; output: Json }
 
+/** How a task compares an output with the expected one. */
+export interface CompareOptions {
+  method?: 'exact' | 'normalized' | 'structured' | 'set' | string;
+  numeric_tolerance?: number;
+  relative_tolerance?: number;
+  ignore_keys?: string[];
+  case_sensitive?: boolean;
+}
+
+/** A version's validated accuracy over its rolling window, with its Wilson 95% interval. */
+export interface VersionAccuracy {
+  version: number;
+  samples: number;
+  matches: number;
+  /** matches / samples; absent before the first validation. */
+  accuracy?: number | null;
+  low: number;
+  high: number;
+  breached?: boolean;
+}
+
 export interface Task {
-  task_id: string;
+  id: string;
   name: string;
   description?: string;
   input_schema?: Json;
@@ -225,19 +256,41 @@ export interface Task {
   accuracy_target?: number;
   latency_target_ms?: number;
   sampling_rate?: number;
+  include_input_in_events?: boolean;
   active_version?: number | null;
   total_versions?: number;
   created_at?: string;
   updated_at?: string;
+  /** The backend that generates its programs; absent: the server's default. */
+  generator?: 'examples' | 'openai' | 'http' | null;
+  /** Who judges its sampled executions; absent: the server's default. */
+  oracle?: 'cases' | 'llm' | 'feedback' | null;
+  comparison?: CompareOptions;
+  /** The active version's validated accuracy (servers with the loop). */
+  accuracy?: VersionAccuracy | null;
   [key: string]: unknown;
 }
 
 export interface Artifact {
+  id?: string;
   task_id: string;
   version: number;
   status?: 'validated' | 'failed' | 'active' | 'deprecated' | string;
   language?: 'python' | string;
   code?: string;
+  example_accuracy?: number | null;
+  synthesis_strategy?: string | null;
+  llm_provider?: string | null;
+  llm_model?: string | null;
+  activated_at?: string | null;
+  /** A key's name, `generation <id>`, or `anonymous` when auth is off. */
+  activated_by?: string | null;
+  /** The generation job that made it; absent for uploads. */
+  generation_id?: string | null;
+  cost_usd?: number | null;
+  generation_ms?: number | null;
+  /** `breached` while its validated accuracy is below the task's target. */
+  accuracy_state?: 'ok' | 'breached' | string;
   [key: string]: unknown;
 }
 
@@ -253,7 +306,152 @@ export interface Execution {
   memory_usage_mb?: number;
   sampled_for_validation?: boolean;
   executed_at?: string;
+  input?: Json;
+  /** Only in events: the output was too large to carry; `getExecution()` has it. */
+  output_omitted?: boolean;
   [key: string]: unknown;
+}
+
+// ---------------------------------------------------------------- the loop
+
+export type GenerationStatus = 'queued' | 'running' | 'completed' | 'failed';
+export type ActivateMode = 'never' | 'if_validated' | 'if_better';
+export type GeneratorBackend = 'examples' | 'openai' | 'http';
+
+/** A generation job (`queued` → `running` → `completed` | `failed`). */
+export interface Generation {
+  id: string;
+  task_id: string;
+  status: GenerationStatus;
+  backend: GeneratorBackend | string;
+  activate: ActivateMode;
+  attempts: number;
+  /** Whether this job made its version the active one. */
+  activated: boolean;
+  created_at: string;
+  updated_at: string;
+  cases_passed?: number;
+  cases_total?: number;
+  /** Share of the known cases the new program answers right. */
+  accuracy?: number;
+  /** The artifact version it created (completed jobs). */
+  version?: number;
+  model?: string;
+  error?: { code: string; message: string };
+  finished_at?: string;
+}
+
+/** The data of `generation.progress`: one attempt checked against the cases. */
+export interface GenerationProgress {
+  generation_id: string;
+  task_id: string;
+  attempt: number;
+  cases_passed: number;
+  cases_total: number;
+  rejected: Json;
+}
+
+export interface GenerateOptions {
+  /** Default: the task's generator, else the server's. */
+  backend?: GeneratorBackend | null;
+  /** Default (server side): `if_better`. */
+  activate?: ActivateMode | null;
+}
+
+/** What `waitForGeneration` rejects with when the job outlives `timeoutMs`. */
+export interface GenerationTimeoutError extends LoopaiError {
+  name: 'TimeoutError';
+  code: 'timeout';
+  /** The last state polled. */
+  generation: Generation;
+}
+
+export type CaseSource = 'example' | 'feedback' | 'oracle' | 'manual';
+
+export interface Case {
+  id: string;
+  task_id: string;
+  input: Json;
+  output: Json;
+  source: CaseSource | string;
+  created_at: string;
+  /** The execution that feedback made it from. */
+  execution_id?: string;
+}
+
+export interface CaseInput {
+  input: unknown;
+  output: unknown;
+  source?: CaseSource;
+}
+
+export interface CasePage {
+  items: Case[];
+  total: number;
+  next_cursor?: string | null;
+}
+
+export interface CasesAdded {
+  /** New inputs stored (a known input gets its output replaced and counts too). */
+  added: number;
+  total: number;
+}
+
+/** An execution judged by an oracle. */
+export interface Validation {
+  id: string;
+  execution_id: string;
+  task_id: string;
+  program_id: string;
+  version: number;
+  oracle: 'cases' | 'llm' | 'feedback' | string;
+  method: string;
+  match: boolean;
+  score: number;
+  validated_at: string;
+  expected?: Json;
+  actual?: Json;
+  failure_type?: string;
+  detail?: string;
+}
+
+export interface ValidationPage {
+  items: Validation[];
+  next_cursor?: string | null;
+}
+
+export interface FeedbackOptions {
+  /** What was right (null is a value too). */
+  expectedOutput?: unknown;
+  /** `true` confirms the output the execution gave; `false` needs `expectedOutput`. */
+  correct?: boolean | null;
+}
+
+export interface FeedbackResult {
+  case: Case;
+  /** The execution's validation: the one feedback made, or the one it already had. */
+  validation?: Validation;
+  already_validated?: boolean;
+}
+
+export interface TaskAccuracy {
+  task_id: string;
+  target: number;
+  window: number;
+  versions: VersionAccuracy[];
+}
+
+/** The data of `accuracy.breached` / `accuracy.recovered`. */
+export interface AccuracyChange {
+  task_id: string;
+  version: number;
+  program_id: string;
+  target: number;
+  samples: number;
+  matches: number;
+  accuracy: number | null;
+  low: number;
+  high: number;
 }
 
 export interface ExecuteRequest {
@@ -298,6 +496,18 @@ export declare class ApiClient {
   executeBatch(taskId: string, request: { inputs: Json[]; [key: string]: unknown }): Promise<any>;
   listExecutions(taskId: string, query?: Query): Promise<any>;
   getExecution(executionId: string): Promise<Execution>;
+  generate(taskId: string, options?: GenerateOptions): Promise<Generation>;
+  getGeneration(generationId: string): Promise<Generation>;
+  listGenerations(taskId: string, options?: { limit?: number }): Promise<{ items: Generation[] }>;
+  /** Resolves once `completed` or `failed`; rejects with a `GenerationTimeoutError` after `timeoutMs` (120000). */
+  waitForGeneration(generationId: string, options?: { timeoutMs?: number; intervalMs?: number; signal?: AbortSignal }): Promise<Generation>;
+  listCases(taskId: string, options?: { limit?: number; cursor?: string | null }): Promise<CasePage>;
+  addCases(taskId: string, cases: Iterable<CaseInput>): Promise<CasesAdded>;
+  importCases(taskId: string, cases: string | Iterable<CaseInput>): Promise<CasesAdded>;
+  deleteCase(taskId: string, caseId: string): Promise<null>;
+  feedback(executionId: string, options: FeedbackOptions): Promise<FeedbackResult>;
+  listValidations(taskId: string, options?: { limit?: number; cursor?: string | null; version?: number }): Promise<ValidationPage>;
+  taskAccuracy(taskId: string): Promise<TaskAccuracy>;
   publishEvent(topic: string, type: string, data?: unknown): Promise<{ topic: string; cursor: string }>;
   topicEvents(topic: string, options?: { since?: string; limit?: number }): Promise<TopicEvents>;
   wsToken(request?: { scopes?: string[]; prefixes?: string[]; ttl_s?: number }): Promise<{ token: string; expires_at: number }>;

@@ -1,7 +1,7 @@
 """Loopai Hub client: live events with reconnect and resume (`HubClient`), and the REST API
 (`ApiClient`, `AsyncApiClient`)."""
 
-from loopai_client.api import ApiClient, AsyncApiClient
+from loopai_client.api import UNSET, ApiClient, AsyncApiClient
 from loopai_client.backoff import Backoff
 from loopai_client.errors import (
     ApiError,
@@ -13,19 +13,34 @@ from loopai_client.errors import (
 )
 from loopai_client.hub import HubClient, Subscription
 from loopai_client.models import (
+    AccuracyChange,
     Artifact,
     BatchExecuteResult,
+    Case,
+    CasePage,
+    CasesAdded,
+    CompareOptions,
     ConnectionState,
     Event,
     Execution,
     ExecutionPage,
+    FeedbackResult,
     Gap,
+    Generation,
+    GenerationError,
+    GenerationProgress,
     StateChange,
     Task,
+    TaskAccuracy,
     TaskPage,
+    Validation,
+    ValidationPage,
+    VersionAccuracy,
 )
 
 __all__ = [
+    "UNSET",
+    "AccuracyChange",
     "ApiClient",
     "ApiError",
     "Artifact",
@@ -33,12 +48,20 @@ __all__ = [
     "AuthenticationError",
     "Backoff",
     "BatchExecuteResult",
+    "Case",
+    "CasePage",
+    "CasesAdded",
+    "CompareOptions",
     "ConnectionLost",
     "ConnectionState",
     "Event",
     "Execution",
     "ExecutionPage",
+    "FeedbackResult",
     "Gap",
+    "Generation",
+    "GenerationError",
+    "GenerationProgress",
     "HubClient",
     "HubClosed",
     "HubError",
@@ -46,5 +69,9 @@ __all__ = [
     "StateChange",
     "Subscription",
     "Task",
+    "TaskAccuracy",
     "TaskPage",
+    "Validation",
+    "ValidationPage",
+    "VersionAccuracy",
 ]

@@ -7,6 +7,9 @@ message and trace id.
 
 from __future__ import annotations
 
+import asyncio
+import time
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 from urllib.parse import quote
@@ -18,11 +21,17 @@ from loopai_client.errors import ApiError
 from loopai_client.models import (
     Artifact,
     BatchExecuteResult,
+    CasePage,
+    CasesAdded,
     Execution,
     ExecutionPage,
+    FeedbackResult,
+    Generation,
     PublishResult,
     Task,
+    TaskAccuracy,
     TaskPage,
+    ValidationPage,
 )
 
 T = TypeVar("T")
@@ -50,6 +59,43 @@ class _Artifacts:
     @staticmethod
     def items(result: dict[str, Any]) -> list[Artifact]:
         return msgspec.convert(result["items"], list[Artifact])
+
+
+class _Generations(msgspec.Struct):
+    items: list[Generation]
+
+
+class _Unset:
+    """The default of `feedback(expected_output=)`: absent, which is not `None` (JSON null)."""
+
+    def __repr__(self) -> str:
+        return "UNSET"
+
+
+UNSET: Any = _Unset()
+
+
+def _jsonl(cases: str | Iterable[Mapping[str, Any]]) -> str:
+    if isinstance(cases, str):
+        return cases
+    return "".join(msgspec.json.encode(dict(case)).decode() + "\n" for case in cases)
+
+
+class _Waiting:
+    """`wait_for_generation`'s deadline and its timeout message."""
+
+    def __init__(self, generation_id: str, timeout: float) -> None:
+        self.generation_id = generation_id
+        self.timeout = timeout
+        self.deadline = time.monotonic() + timeout
+
+    def left(self, job: Generation, interval: float) -> float:
+        """Seconds to sleep before the next poll; raises TimeoutError past the deadline."""
+        left = self.deadline - time.monotonic()
+        if left <= 0:
+            raise TimeoutError(f"generation {self.generation_id} still {job.status} after"
+                               f" {self.timeout:g} s")
+        return min(interval, left)
 
 
 def _error(response: httpx.Response) -> ApiError:
@@ -135,6 +181,62 @@ class _Operations:
     @staticmethod
     def get_execution(execution_id: str) -> _Call[Execution]:
         return _Call("GET", f"/api/v1/executions/{_q(execution_id)}", Execution)
+
+    @staticmethod
+    def generate(task_id: str, backend: str | None, activate: str | None) -> _Call[Generation]:
+        body = {k: v for k, v in {"backend": backend, "activate": activate}.items()
+                if v is not None}
+        return _Call("POST", f"/api/v1/tasks/{_q(task_id)}/generate", Generation, body=body)
+
+    @staticmethod
+    def get_generation(generation_id: str) -> _Call[Generation]:
+        return _Call("GET", f"/api/v1/generations/{_q(generation_id)}", Generation)
+
+    @staticmethod
+    def list_generations(task_id: str, limit: int | None) -> _Call[_Generations]:
+        return _Call("GET", f"/api/v1/tasks/{_q(task_id)}/generations", _Generations,
+                     _query(limit=limit))
+
+    @staticmethod
+    def list_cases(task_id: str, limit: int | None, cursor: str | None) -> _Call[CasePage]:
+        return _Call("GET", f"/api/v1/tasks/{_q(task_id)}/cases", CasePage,
+                     _query(limit=limit, cursor=cursor))
+
+    @staticmethod
+    def add_cases(task_id: str, cases: Iterable[Mapping[str, Any]]) -> _Call[CasesAdded]:
+        return _Call("POST", f"/api/v1/tasks/{_q(task_id)}/cases", CasesAdded,
+                     body={"cases": [dict(case) for case in cases]})
+
+    @staticmethod
+    def import_cases(task_id: str, cases: str | Iterable[Mapping[str, Any]],
+                     ) -> _Call[CasesAdded]:
+        return _Call("POST", f"/api/v1/tasks/{_q(task_id)}/cases/import", CasesAdded,
+                     body={"jsonl": _jsonl(cases)})
+
+    @staticmethod
+    def delete_case(task_id: str, case_id: str) -> _Call[None]:
+        return _Call("DELETE", f"/api/v1/tasks/{_q(task_id)}/cases/{_q(case_id)}", type(None))
+
+    @staticmethod
+    def feedback(execution_id: str, expected_output: Any, correct: bool | None,
+                 ) -> _Call[FeedbackResult]:
+        body: dict[str, Any] = {}
+        if expected_output is not UNSET:
+            body["expected_output"] = expected_output
+        if correct is not None:
+            body["correct"] = correct
+        return _Call("POST", f"/api/v1/executions/{_q(execution_id)}/feedback", FeedbackResult,
+                     body=body)
+
+    @staticmethod
+    def list_validations(task_id: str, limit: int | None, cursor: str | None,
+                         version: int | None) -> _Call[ValidationPage]:
+        return _Call("GET", f"/api/v1/tasks/{_q(task_id)}/validations", ValidationPage,
+                     _query(limit=limit, cursor=cursor, version=version))
+
+    @staticmethod
+    def task_accuracy(task_id: str) -> _Call[TaskAccuracy]:
+        return _Call("GET", f"/api/v1/tasks/{_q(task_id)}/accuracy", TaskAccuracy)
 
     @staticmethod
     def health(part: str) -> _Call[dict[str, Any]]:
@@ -237,6 +339,63 @@ class ApiClient:
                  prefixes: list[str] | None = None) -> str:
         return str(self._run(_Operations.ws_token(scopes, prefixes))["token"])
 
+    # --- the loop: generation, cases, feedback, validations, accuracy
+
+    def generate(self, task_id: str, backend: str | None = None,
+                 activate: str | None = None) -> Generation:
+        """Start a generation job (`backend`: `examples`, `openai`, `http`; `activate`:
+        `never`, `if_validated`, `if_better`); returns it queued or running."""
+        return self._run(_Operations.generate(task_id, backend, activate))
+
+    def get_generation(self, generation_id: str) -> Generation:
+        return self._run(_Operations.get_generation(generation_id))
+
+    def list_generations(self, task_id: str, limit: int | None = None) -> list[Generation]:
+        """The task's generation jobs, newest first."""
+        return self._run(_Operations.list_generations(task_id, limit)).items
+
+    def wait_for_generation(self, generation_id: str, timeout: float = 120.0,
+                            interval: float = 0.25) -> Generation:
+        """Polls until the job is `completed` or `failed` and returns it (check `status`);
+        raises TimeoutError when it is still going after `timeout` seconds."""
+        waiting = _Waiting(generation_id, timeout)
+        while True:
+            job = self.get_generation(generation_id)
+            if job.finished:
+                return job
+            time.sleep(waiting.left(job, interval))
+
+    def list_cases(self, task_id: str, limit: int | None = None,
+                   cursor: str | None = None) -> CasePage:
+        return self._run(_Operations.list_cases(task_id, limit, cursor))
+
+    def add_cases(self, task_id: str, cases: Iterable[Mapping[str, Any]]) -> CasesAdded:
+        """`cases`: `{"input": …, "output": …, "source"?: …}` each; a known input gets its
+        output replaced."""
+        return self._run(_Operations.add_cases(task_id, cases))
+
+    def import_cases(self, task_id: str, cases: str | Iterable[Mapping[str, Any]],
+                     ) -> CasesAdded:
+        """JSON Lines text, or `{"input": …, "output": …}` dicts sent as JSON Lines."""
+        return self._run(_Operations.import_cases(task_id, cases))
+
+    def delete_case(self, task_id: str, case_id: str) -> None:
+        self._run(_Operations.delete_case(task_id, case_id))
+
+    def feedback(self, execution_id: str, expected_output: Any = UNSET,
+                 correct: bool | None = None) -> FeedbackResult:
+        """What was right for an execution: `expected_output=`, or `correct=True` to confirm
+        its output. It becomes a case and validates the execution."""
+        return self._run(_Operations.feedback(execution_id, expected_output, correct))
+
+    def list_validations(self, task_id: str, limit: int | None = None,
+                         cursor: str | None = None, version: int | None = None,
+                         ) -> ValidationPage:
+        return self._run(_Operations.list_validations(task_id, limit, cursor, version))
+
+    def task_accuracy(self, task_id: str) -> TaskAccuracy:
+        return self._run(_Operations.task_accuracy(task_id))
+
 
 class AsyncApiClient:
     """The same operations for asyncio: `async with AsyncApiClient(url, token=...) as api`."""
@@ -312,3 +471,51 @@ class AsyncApiClient:
     async def ws_token(self, scopes: list[str] | None = None,
                        prefixes: list[str] | None = None) -> str:
         return str((await self._run(_Operations.ws_token(scopes, prefixes)))["token"])
+
+    # --- the loop: generation, cases, feedback, validations, accuracy
+
+    async def generate(self, task_id: str, backend: str | None = None,
+                       activate: str | None = None) -> Generation:
+        return await self._run(_Operations.generate(task_id, backend, activate))
+
+    async def get_generation(self, generation_id: str) -> Generation:
+        return await self._run(_Operations.get_generation(generation_id))
+
+    async def list_generations(self, task_id: str, limit: int | None = None,
+                               ) -> list[Generation]:
+        return (await self._run(_Operations.list_generations(task_id, limit))).items
+
+    async def wait_for_generation(self, generation_id: str, timeout: float = 120.0,
+                                  interval: float = 0.25) -> Generation:
+        waiting = _Waiting(generation_id, timeout)
+        while True:
+            job = await self.get_generation(generation_id)
+            if job.finished:
+                return job
+            await asyncio.sleep(waiting.left(job, interval))
+
+    async def list_cases(self, task_id: str, limit: int | None = None,
+                         cursor: str | None = None) -> CasePage:
+        return await self._run(_Operations.list_cases(task_id, limit, cursor))
+
+    async def add_cases(self, task_id: str, cases: Iterable[Mapping[str, Any]]) -> CasesAdded:
+        return await self._run(_Operations.add_cases(task_id, cases))
+
+    async def import_cases(self, task_id: str, cases: str | Iterable[Mapping[str, Any]],
+                           ) -> CasesAdded:
+        return await self._run(_Operations.import_cases(task_id, cases))
+
+    async def delete_case(self, task_id: str, case_id: str) -> None:
+        await self._run(_Operations.delete_case(task_id, case_id))
+
+    async def feedback(self, execution_id: str, expected_output: Any = UNSET,
+                       correct: bool | None = None) -> FeedbackResult:
+        return await self._run(_Operations.feedback(execution_id, expected_output, correct))
+
+    async def list_validations(self, task_id: str, limit: int | None = None,
+                               cursor: str | None = None, version: int | None = None,
+                               ) -> ValidationPage:
+        return await self._run(_Operations.list_validations(task_id, limit, cursor, version))
+
+    async def task_accuracy(self, task_id: str) -> TaskAccuracy:
+        return await self._run(_Operations.task_accuracy(task_id))

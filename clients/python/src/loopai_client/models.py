@@ -1,7 +1,8 @@
 """Typed events and REST resources (msgspec Structs).
 
 Events keep their `data` as decoded JSON; `Event.payload()` converts it to the Struct for its
-type (`execution.completed` → Execution, …) and returns the plain data for types this version
+type (`execution.completed` → Execution, `generation.completed` → Generation,
+`validation.completed` → Validation, …) and returns the plain data for types this version
 does not know: the escape hatch, so a newer server never breaks an older client.
 """
 
@@ -66,6 +67,29 @@ class Example(msgspec.Struct):
     output: Any
 
 
+class CompareOptions(msgspec.Struct, frozen=True, kw_only=True):
+    """How a task compares an output with the expected one."""
+
+    method: str = "exact"
+    """`exact`, `normalized`, `structured` or `set`."""
+    numeric_tolerance: float = 0.0
+    relative_tolerance: float = 0.0
+    ignore_keys: tuple[str, ...] = ()
+    case_sensitive: bool = False
+
+
+class VersionAccuracy(msgspec.Struct, kw_only=True):
+    """A version's validated accuracy over its rolling window, with its Wilson 95% interval."""
+
+    version: int
+    samples: int = 0
+    matches: int = 0
+    accuracy: float | None = None
+    low: float = 0.0
+    high: float = 1.0
+    breached: bool = False
+
+
 class Task(msgspec.Struct, kw_only=True):
     id: str
     name: str
@@ -81,6 +105,14 @@ class Task(msgspec.Struct, kw_only=True):
     created_at: str = ""
     updated_at: str = ""
     active_version: int | None = None
+    generator: str | None = None
+    """The backend that generates its programs (`examples`, `openai`, `http`); None: the
+    server's default."""
+    oracle: str | None = None
+    """Who judges its sampled executions (`cases`, `llm`, `feedback`); None: the server's."""
+    comparison: CompareOptions = CompareOptions()
+    accuracy: VersionAccuracy | None = None
+    """The active version's validated accuracy (servers with the loop)."""
 
 
 class TaskPage(msgspec.Struct):
@@ -110,6 +142,14 @@ class Artifact(msgspec.Struct, kw_only=True):
     llm_provider: str | None = None
     llm_model: str | None = None
     activated_at: str | None = None
+    activated_by: str | None = None
+    """A key's name, `generation <id>`, or `anonymous` when auth is off."""
+    generation_id: str | None = None
+    """The generation job that made it; None for uploads."""
+    cost_usd: float | None = None
+    generation_ms: float | None = None
+    accuracy_state: str = "ok"
+    """`breached` while its validated accuracy is below the task's target."""
 
 
 class Execution(msgspec.Struct, kw_only=True):
@@ -125,6 +165,8 @@ class Execution(msgspec.Struct, kw_only=True):
     output: Any = None
     error_message: str | None = None
     memory_usage_mb: float | None = None
+    output_omitted: bool = False
+    """Only in events: the output was too large to carry; `get_execution` has it."""
 
 
 class ExecutionPage(msgspec.Struct):
@@ -157,6 +199,132 @@ class PublishResult(msgspec.Struct):
     cursor: str
 
 
+# --- the loop: generation jobs, cases, feedback, validations, accuracy
+
+
+class GenerationError(msgspec.Struct):
+    code: str
+    message: str = ""
+
+
+class Generation(msgspec.Struct, kw_only=True):
+    """A generation job: `queued` → `running` → `completed` or `failed`."""
+
+    id: str
+    task_id: str
+    status: str
+    backend: str = ""
+    activate: str = "if_better"
+    attempts: int = 0
+    activated: bool = False
+    """Whether this job made its version the active one."""
+    created_at: str = ""
+    updated_at: str = ""
+    cases_passed: int | None = None
+    cases_total: int | None = None
+    accuracy: float | None = None
+    """Share of the known cases the new program answers right."""
+    version: int | None = None
+    """The artifact version it created (completed jobs)."""
+    model: str | None = None
+    error: GenerationError | None = None
+    finished_at: str | None = None
+
+    @property
+    def finished(self) -> bool:
+        return self.status in ("completed", "failed")
+
+
+class GenerationProgress(msgspec.Struct, kw_only=True):
+    """The data of a `generation.progress` event: one attempt checked against the cases."""
+
+    generation_id: str
+    task_id: str
+    attempt: int
+    cases_passed: int
+    cases_total: int
+    rejected: Any = None
+
+
+class Case(msgspec.Struct, kw_only=True):
+    """A labelled case: an input and its right output."""
+
+    id: str
+    task_id: str
+    input: Any = None
+    output: Any = None
+    source: str = "manual"
+    """`example`, `feedback`, `oracle` or `manual`."""
+    created_at: str = ""
+    execution_id: str | None = None
+
+
+class CasePage(msgspec.Struct, kw_only=True):
+    items: list[Case]
+    total: int = 0
+    next_cursor: str | None = None
+
+
+class CasesAdded(msgspec.Struct):
+    added: int
+    """New inputs stored (a known input gets its output replaced and counts too)."""
+    total: int
+
+
+class Validation(msgspec.Struct, kw_only=True):
+    """An execution judged by an oracle (`cases`, `llm`, `feedback`)."""
+
+    id: str
+    execution_id: str
+    task_id: str
+    program_id: str
+    version: int
+    oracle: str = ""
+    method: str = ""
+    match: bool = False
+    score: float = 0.0
+    validated_at: str = ""
+    expected: Any = None
+    actual: Any = None
+    failure_type: str | None = None
+    detail: str | None = None
+
+
+class ValidationPage(msgspec.Struct, kw_only=True):
+    items: list[Validation]
+    next_cursor: str | None = None
+
+
+class FeedbackResult(msgspec.Struct, kw_only=True):
+    case: Case
+    """The case the feedback became."""
+    validation: Validation | None = None
+    """The execution's validation: the one feedback made, or the one it already had."""
+    already_validated: bool = False
+
+
+class TaskAccuracy(msgspec.Struct, kw_only=True):
+    task_id: str
+    target: float
+    window: int
+    versions: list[VersionAccuracy] = []
+
+
+class AccuracyChange(msgspec.Struct, kw_only=True):
+    """The data of `accuracy.breached` / `accuracy.recovered`: a version's validated accuracy
+    crossed the task's target."""
+
+    task_id: str
+    version: int
+    program_id: str = ""
+    target: float = 0.0
+    samples: int = 0
+    matches: int = 0
+    accuracy: float | None = None
+    low: float = 0.0
+    high: float = 1.0
+
+
 EVENT_MODELS: dict[str, type[msgspec.Struct]] = {
     "task.created": Task,
     "task.updated": Task,
@@ -166,4 +334,11 @@ EVENT_MODELS: dict[str, type[msgspec.Struct]] = {
     "execution.completed": Execution,
     "execution.failed": Execution,
     "execution.timed_out": Execution,
+    "generation.started": Generation,
+    "generation.progress": GenerationProgress,
+    "generation.completed": Generation,
+    "generation.failed": Generation,
+    "validation.completed": Validation,
+    "accuracy.breached": AccuracyChange,
+    "accuracy.recovered": AccuracyChange,
 }
