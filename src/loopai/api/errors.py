@@ -9,7 +9,6 @@ from __future__ import annotations
 import logging
 import sqlite3
 import time
-import uuid
 from datetime import UTC, datetime
 from typing import Any
 
@@ -26,6 +25,7 @@ from loopai.core.errors import DomainError
 from loopai.core.paging import InvalidPageCursor
 from loopai.core.store.database import DatabaseUnavailable
 from loopai.errors import BackplaneUnavailable
+from loopai.ids import fresh_id
 from loopai.logs import redact
 
 log = logging.getLogger("loopai.api")
@@ -81,7 +81,7 @@ def request_id(request: Request[Any, Any, Any]) -> str:
     state = request.scope.setdefault("state", {})
     rid = state.get("request_id")
     if not rid:
-        rid = request.headers.get("x-request-id", "")[:128] or uuid.uuid4().hex
+        rid = request.headers.get("x-request-id", "")[:128] or fresh_id()
         state["request_id"] = rid
     return str(rid)
 
@@ -212,7 +212,7 @@ async def add_request_id_header(message: Message, scope: Scope) -> None:
     if message["type"] != "http.response.start":
         return
     state = scope.setdefault("state", {})
-    rid = state.get("request_id") or uuid.uuid4().hex
+    rid = state.get("request_id") or fresh_id()
     state["request_id"] = rid
     headers = list(message.get("headers", []))
     headers.append((b"x-request-id", rid.encode("latin-1")))
@@ -231,7 +231,7 @@ def request_id_middleware(app: ASGIApp) -> ASGIApp:
             if name == b"x-request-id":
                 rid = value.decode("latin-1")[:128]
                 break
-        rid = rid or uuid.uuid4().hex
+        rid = rid or fresh_id()
         scope.setdefault("state", {})["request_id"] = rid
         scope["state"]["request_started"] = time.perf_counter()
 

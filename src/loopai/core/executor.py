@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import random
-import uuid
 from typing import Any
 
 import msgspec
@@ -40,6 +39,7 @@ from loopai.core.store.artifacts import ArtifactRecord
 from loopai.core.store.database import Database
 from loopai.core.store.executions import ExecutionFilter, ExecutionRecord
 from loopai.core.store.tasks import TaskRecord
+from loopai.ids import fresh_id
 
 _EVENT_TYPES = {
     ExecutionStatus.SUCCESS: "execution.completed",
@@ -76,7 +76,8 @@ class Executor:
                            for p in problems])
 
     async def _run(self, task: TaskRecord, artifact: ArtifactRecord, value: Any,
-                   force_validation: bool, timeout_ms: int) -> ExecutionRecord:
+                   force_validation: bool, timeout_ms: int) -> tuple[ExecutionRecord, int]:
+        """The stored record, and the size of its output as JSON (0 without one)."""
         result = await self.pool.run(artifact.id, artifact.code, value, timeout_ms,
                                      tenant=task.id)
         self.metrics.program_cache.labels("hit" if result.cache_hit else "miss").inc()
@@ -89,23 +90,23 @@ class Executor:
                 error = ("output does not match the task's output_schema: "
                          f"{problems[0]['path']}: {problems[0]['message']}")
         record = ExecutionRecord(
-            id=uuid.uuid4().hex, task_id=task.id, program_id=artifact.id,
+            id=fresh_id(), task_id=task.id, program_id=artifact.id,
             version=artifact.version, status=status, input=value,
             output=output if status == ExecutionStatus.SUCCESS else None, error_message=error,
             latency_ms=round(result.latency_ms, 3), memory_usage_mb=result.memory_usage_mb,
             sampled_for_validation=force_validation or self.rng.random() < task.sampling_rate,
             executed_at=now_ms(),
         )
-        await self._record(task, record)
-        return record
+        size = result.output_bytes if record.output is not None else 0
+        await self._record(task, record, size)
+        return record, size
 
-    async def _record(self, task: TaskRecord, record: ExecutionRecord) -> None:
+    async def _record(self, task: TaskRecord, record: ExecutionRecord, output_bytes: int) -> None:
         self.metrics.executions.labels(task.id, record.status.value).inc()
         self.metrics.execution_latency.observe(record.latency_ms / 1000)
         await self.writer.add(record)
         event = resources.execution(record, with_input=task.include_input_in_events)
-        if (event.output is not None
-                and len(msgspec.json.encode(event.output)) > self.event_output_max_bytes):
+        if event.output is not None and output_bytes > self.event_output_max_bytes:
             event = msgspec.structs.replace(event, output=None, output_omitted=True)
         self.events.emit(topics.executions(task.id), _EVENT_TYPES[record.status], event)
         if record.status != ExecutionStatus.SUCCESS:
@@ -118,8 +119,8 @@ class Executor:
     async def execute(self, task_id: str, body: ExecuteRequest) -> Execution:
         task, artifact = await self.programs.resolve(task_id, body.version)
         await self._check_input(task, body.input)
-        record = await self._run(task, artifact, body.input, body.force_validation,
-                                 body.timeout_ms)
+        record, _ = await self._run(task, artifact, body.input, body.force_validation,
+                                    body.timeout_ms)
         return resources.execution(record, with_input=False)
 
     async def execute_batch(self, task_id: str, body: BatchExecuteRequest) -> BatchExecuteResult:
@@ -146,10 +147,9 @@ class Executor:
                         f"not started within the batch's {self.batch_deadline_s:.0f} s"))
                 if budget <= 0:
                     return _too_large(index, self.batch_response_max_bytes, ran=False)
-                record = await self._run(task, artifact, value, body.force_validation,
-                                         body.timeout_ms)
+                record, size = await self._run(task, artifact, value, body.force_validation,
+                                               body.timeout_ms)
             execution = resources.execution(record, with_input=False)
-            size = len(msgspec.json.encode(execution.output)) if execution.output else 0
             if size > budget:
                 budget = 0
                 return _too_large(index, self.batch_response_max_bytes, ran=True,

@@ -59,6 +59,8 @@ class RunResult(msgspec.Struct):
     latency_ms: float = 0.0
     memory_usage_mb: float | None = None
     cache_hit: bool = False
+    output_bytes: int = 0
+    """Size of the output as JSON, as the worker sent it (no need to encode it again)."""
 
 
 class SandboxClosed(Exception):
@@ -427,5 +429,6 @@ class SandboxPool:
         output = (msgspec.json.decode(response.output_json)
                   if response.output_json is not None else None)
         return RunResult(response.status, output=output, error_message=error,
+                         output_bytes=len(response.output_json or b""),
                          latency_ms=response.latency_ms, memory_usage_mb=response.memory_mb,
                          cache_hit=response.cache_hit)
