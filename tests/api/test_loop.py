@@ -69,9 +69,16 @@ def test_cases_are_added_imported_replaced_and_deleted(api: httpx.Client) -> Non
     bad = api.post(f"{base}/import", json={"jsonl": '{"input": 1}\nnot json\n'})
     assert bad.status_code == 400
     assert [d["field"] for d in bad.json()["details"]] == ["jsonl[line 1]", "jsonl[line 2]"]
+    line = b'{"input": {"text": "raw"}, "output": "positive"}\n'
+    raw = api.post(f"{base}/import.jsonl", content=line,
+                   headers={"content-type": "application/x-ndjson"})
+    assert raw.status_code == 201 and raw.json()["total"] == 5, raw.text
+    wrong_type = api.post(f"{base}/import.jsonl", content=b"{}",
+                          headers={"content-type": "image/png"})
+    assert wrong_type.status_code == 415
     assert api.delete(f"{base}/{by_text['meh']['id']}").status_code == 204
     assert api.delete(f"{base}/{by_text['meh']['id']}").status_code == 404
-    assert api.get(base).json()["total"] == 3
+    assert api.get(base).json()["total"] == 4
 
 
 def test_generation_with_examples_makes_an_active_validated_version(api: httpx.Client) -> None:

@@ -99,6 +99,7 @@ if (threading.current_thread() is threading.main_thread()
         and signal.getsignal(signal.SIGTERM) is signal.SIG_DFL):
     signal.signal(signal.SIGTERM, _on_sigterm)
 
+TEST_TOKEN_SECRET = "test-token-secret-0123456789abcdef"
 TOKEN_PATTERN = re.compile(r"lt1\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}")
 
 
@@ -154,6 +155,10 @@ class HubProcess:
     def start(self, timeout: float = 20.0) -> HubProcess:
         env = {**os.environ, "LOOPAI_METRICS_INTERVAL_MS": "0", **self.env}
         env.setdefault("LOOPAI_DATABASE_URL", f"sqlite:///{tempfile.mkdtemp()}/loopai.db")
+        # A known secret on every test server, so the log scan at stop looks for it too (and
+        # instances of one cluster accept each other's tokens).
+        env.setdefault("LOOPAI_TOKEN_SECRET", TEST_TOKEN_SECRET)
+        self._secrets = secrets_of(env)
         cmd = [sys.executable, "-m", "loopai.cli", "serve", "--port", str(self.port),
                "--log-level", "warning"]
         if self.instance_id:
@@ -208,7 +213,8 @@ class HubProcess:
     def check_log_for_secrets(self) -> None:
         if self.log_path is None or not self.log_path.exists():
             return
-        leaks = leaks_in(self.log_path.read_text(errors="replace"), secrets_of(self.env))
+        known = getattr(self, "_secrets", None) or secrets_of(self.env)
+        leaks = leaks_in(self.log_path.read_text(errors="replace"), known)
         if leaks:
             raise SecretLeaked(f"server log {self.log_path} holds credentials: {leaks}")
 

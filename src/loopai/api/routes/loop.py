@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
-from litestar import Response, delete, get, post
+from litestar import Request, Response, delete, get, post
 from litestar.params import FromQuery, JSONBody, Parameter
 
 from loopai.api.auth import requires
 from loopai.api.dependencies import DomainDep
-from loopai.api.errors import documented
+from loopai.api.errors import ApiError, documented
 from loopai.api.routes.tasks import Limit, TaskId
 from loopai.core.cases import parse_jsonl
 from loopai.core.generation.models import GenerateRequest, Generation, GenerationList
@@ -25,6 +25,9 @@ from loopai.core.validation.models import (
 )
 
 Id = Annotated[str, Parameter(max_length=64)]
+JSONL_TYPES = frozenset({"application/x-ndjson", "application/jsonl", "application/jsonlines",
+                         "text/plain"})
+MAX_JSONL_BYTES = 1_048_576
 Cursor = Annotated[str | None, Parameter(max_length=512)]
 
 
@@ -75,6 +78,29 @@ async def import_cases(task_id: TaskId, data: JSONBody[CaseImport],
     return await domain.cases.add(task_id, parse_jsonl(data.jsonl))
 
 
+# Not in the OpenAPI document: Litestar cannot declare a raw JSON Lines body (docs/api.md).
+@post("/api/v1/tasks/{task_id:str}/cases/import.jsonl", responses=documented(404),
+      guards=[requires("write")], status_code=201, tags=["cases"], include_in_schema=False,
+      summary="Import cases from a raw JSON Lines body (application/x-ndjson, application/"
+      "jsonl or text/plain)")
+async def import_cases_raw(task_id: TaskId, request: Request[Any, Any, Any],
+                           domain: DomainDep) -> CasesAdded:
+    media = (request.headers.get("content-type") or "").partition(";")[0].strip().lower()
+    if media not in JSONL_TYPES:
+        raise ApiError(415, "unsupported_media_type", "send JSON Lines: one {\"input\", "
+                       "\"output\"} object per line", [{"field": "content-type",
+                                                        "message": f"got {media or 'none'!r}"}])
+    body = await request.body()
+    if len(body) > MAX_JSONL_BYTES:
+        raise ApiError(413, "payload_too_large", "JSON Lines imports are limited to 1 MiB")
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ApiError(400, "validation_error", "the body is not UTF-8",
+                       [{"field": "body", "message": "not UTF-8"}]) from None
+    return await domain.cases.add(task_id, parse_jsonl(text))
+
+
 @delete("/api/v1/tasks/{task_id:str}/cases/{case_id:str}", responses=documented(404),
         guards=[requires("write")], status_code=204, tags=["cases"], summary="Delete a case")
 async def delete_case(task_id: TaskId, case_id: Id, domain: DomainDep) -> None:
@@ -106,4 +132,5 @@ async def task_accuracy(task_id: TaskId, domain: DomainDep) -> TaskAccuracy:
 
 
 ROUTES = [generate, get_generation, list_generations, list_cases, add_cases, import_cases,
+          import_cases_raw,
           delete_case, feedback, list_validations, task_accuracy]
