@@ -38,8 +38,8 @@ from loopai.api.routes import (
     whoami,
 )
 from loopai.config import Settings
-from loopai.dashboard import routes as dashboard
 from loopai.core.runtime import Domain
+from loopai.dashboard import routes as dashboard
 from loopai.errors import BackplaneUnavailable
 from loopai.hub.asgi_transport import transport_middleware
 from loopai.hub.auth import Authenticator
