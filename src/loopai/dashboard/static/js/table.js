@@ -60,8 +60,7 @@ export class LiveTable {
           const value = c.cell(item);
           return h('td', { class: c.class ?? null }, value);
         }));
-      row.searchText = this.columns.map((c) => (c.search ? c.search(item) : '')).join(' ').toLowerCase()
-        || row.textContent.toLowerCase();
+      row.searchText = row.textContent.toLowerCase();
       this.rows.set(item, row);
     }
     return row;
