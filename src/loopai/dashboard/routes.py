@@ -10,11 +10,12 @@ inline script or handler, connections to this origin's HTTP and WebSocket only.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from litestar import Request, Response, get
 from litestar.openapi.plugins import SwaggerRenderPlugin
+from litestar.params import Parameter
 from litestar.static_files import create_static_files_router
 
 from loopai import __version__
@@ -71,7 +72,8 @@ def tasks(request: Request[Any, Any, Any]) -> Response[str]:
 
 
 @get("/tasks/{task_id:str}", include_in_schema=False, sync_to_thread=False)
-def task(request: Request[Any, Any, Any], task_id: str) -> Response[str]:
+def task(request: Request[Any, Any, Any],
+         task_id: Annotated[str, Parameter(max_length=200)]) -> Response[str]:
     return render(request, "task", "Task", nav="tasks", task_id=task_id)
 
 
