@@ -56,7 +56,7 @@ export function timeChart(container, { title, series, yLabel = '', height = 180,
   container.appendChild(box);
   const opts = {
     title,
-    width: Math.max(200, container.clientWidth || 300),
+    width: Math.max(200, box.clientWidth || container.clientWidth || 300),
     height,
     legend: { live: true },
     cursor: { drag: { x: false, y: false } },
@@ -79,11 +79,12 @@ export function timeChart(container, { title, series, yLabel = '', height = 180,
   };
   const empty = [[], ...series.map(() => [])];
   const plot = new uPlot(opts, empty, box);
+  // The chart's own cell sets the width (the canvas is absolutely sized, so it never pushes it).
   const resize = () => {
-    const width = Math.max(200, container.clientWidth - 2);
+    const width = Math.max(200, Math.floor(box.clientWidth));
     if (Math.abs(width - plot.width) > 2) plot.setSize({ width, height });
   };
-  new ResizeObserver(resize).observe(container);
+  new ResizeObserver(resize).observe(box);
   return {
     plot,
     set(xs, ...ys) {
