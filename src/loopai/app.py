@@ -35,9 +35,11 @@ from loopai.api.routes import (
     metrics,
     tasks,
     topics,
+    whoami,
 )
 from loopai.config import Settings
 from loopai.core.runtime import Domain
+from loopai.dashboard import routes as dashboard
 from loopai.errors import BackplaneUnavailable
 from loopai.hub.asgi_transport import transport_middleware
 from loopai.hub.auth import Authenticator
@@ -155,6 +157,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         topics.publish_event,
         topics.read_events,
         auth.mint_ws_token,
+        whoami.whoami,
         health.live,
         health.ready,
         health.summary,
@@ -175,11 +178,14 @@ def create_app(settings: Settings | None = None) -> Litestar:
         executions.list_executions,
         executions.get_execution,
         *loop.ROUTES,
+        *dashboard.ROUTES,
     ]
     middleware: list[Any] = [request_id_middleware, http_metrics.middleware, transport_middleware]
     if settings.http_rate_limit > 0:
         middleware.append(rate_limit(settings.http_rate_limit).middleware)
     allow = AllowHeader()
+    openapi = openapi_config(settings.auth_enabled)
+    openapi.render_plugins = [dashboard.swagger_plugin()]  # vendored assets, no CDN
     app = Litestar(
         route_handlers=route_handlers,
         lifespan=[lifespan],
@@ -197,7 +203,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         ),
         before_request=check_body,
         request_max_body_size=1_048_576,
-        openapi_config=openapi_config(settings.auth_enabled),
+        openapi_config=openapi,
         debug=False,
     )
     allow.bind(app)
