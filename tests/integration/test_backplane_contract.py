@@ -14,6 +14,7 @@ from loopai.errors import BackplaneUnavailable
 from loopai.hub.backplane.base import Backplane, Event
 from loopai.hub.backplane.memory import MemoryBackplane
 from loopai.hub.backplane.redis import RedisBackplane
+from loopai.hub.cursor import parse_cursor
 from loopai.hub.types import Cursor, Topic
 from tests.support.redis_server import RedisServer
 
@@ -355,3 +356,53 @@ def _wait_asleep(url: str) -> None:
         raise AssertionError("Redis never stalled")
     finally:
         probe.close()
+
+
+def _order(cursor: str) -> tuple[int, int]:
+    position = parse_cursor(cursor).position
+    return position.ms, position.seq
+
+
+async def test_redis_watch_misses_nothing_published_while_it_subscribes(
+    redis_server: RedisServer,
+) -> None:
+    """`watch` reads the topic's latest cursor, then Redis takes the SUBSCRIBE: an event
+    stored between the two was published to nobody here. Every event after the cursor
+    `watch` started from must still arrive (from history, then live)."""
+    publisher = RedisBackplane(redis_server.url, prefix="race:")
+    watcher = RedisBackplane(redis_server.url, prefix="race:")
+    rec = Recorder()
+    await publisher.start(Recorder())
+    await watcher.start(rec)
+    await _ready(publisher)
+    await _ready(watcher)
+    stop = asyncio.Event()
+
+    async def publish_all_the_time() -> None:
+        i = 0
+        while not stop.is_set():
+            await publisher.publish(T, "t", raw(i), now())
+            i += 1
+
+    pumping = asyncio.create_task(publish_all_the_time())
+    try:
+        for _round in range(20):
+            await watcher.watch(T)
+            start = watcher._last[T]  # white box: where this watch took over
+            await asyncio.sleep(0.02)  # let events arrive while subscribed
+            await watcher.unwatch(T)
+            delivered = {e.cursor for e in rec.events}
+            rec.events.clear()
+            page = await publisher.history(T, start, 10_000)
+            expected = {e.cursor for e in page.events}
+            # Everything stored after `start` up to what arrived last must have arrived.
+            last = max(delivered, key=_order, default=None)
+            if last is None:
+                continue
+            missing = {c for c in expected if _order(c) <= _order(last)} - delivered
+            assert not missing, f"round {_round}: {len(missing)} events never delivered"
+    finally:
+        stop.set()
+        await pumping
+        await watcher.close()
+        await publisher.close()

@@ -202,7 +202,8 @@ class RedisBackplane(Backplane):
             delay = min(delay * 2, _LINK_BACKOFF_MAX_S)
 
     async def _connect_and_backfill(self) -> None:
-        pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
+        # Subscribe confirmations are kept: see `_listen`.
+        pubsub = self._redis.pubsub(ignore_subscribe_messages=False)
         await pubsub.subscribe(self._probe, *(self._channel(t) for t in self._watched))
         # redis-py reconnects and resubscribes a broken pub/sub link by itself; whatever was
         # published meanwhile never arrives, so every reconnect triggers a backfill.
@@ -265,11 +266,20 @@ class RedisBackplane(Backplane):
             if message is None:
                 continue
             channel = message["channel"].decode()
+            kind = message.get("type")
             if channel == self._probe:
-                self._probe_seen = time.monotonic()
+                if kind == "message":
+                    self._probe_seen = time.monotonic()
                 continue
             topic = self._topic_of(channel)
-            if topic in self._watched:
+            if topic not in self._watched:
+                continue
+            if kind == "subscribe":
+                # Redis has now taken the SUBSCRIBE: whatever was stored between `watch`
+                # reading the topic's latest cursor and this moment was published to nobody
+                # here. Read it from history; later events arrive live.
+                await self._backfill(topic)
+            elif kind == "message":
                 self._deliver_live(topic, decode_announcement(topic, message["data"]))
 
     def _deliver_live(self, topic: Topic, event: Event) -> None:
