@@ -24,6 +24,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from tests.support.hub_process import HubProcess  # noqa: E402
+from tests.support.redis_server import RedisServer  # noqa: E402
 
 CLASSIFIER = (
     "import re\n"
@@ -104,6 +105,9 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=10.0)
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--workers", type=int, default=1, help="sandbox worker processes")
+    parser.add_argument("--server-workers", type=int, default=1,
+                        help="`loopai serve --workers N` (above 1: on a throwaway Redis, the"
+                        " server on both cores)")
     parser.add_argument("--database-url", default="", help="default: a temporary SQLite file")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
@@ -111,7 +115,15 @@ def main() -> None:
     env = {"LOOPAI_SANDBOX_WORKERS": str(args.workers), "LOOPAI_LOG_LEVEL": "warning"}
     if args.database_url:
         env["LOOPAI_DATABASE_URL"] = args.database_url
-    server = HubProcess(env=env, cpu=0).start()
+    redis = None
+    cpu: int | str = 0
+    args_serve: list[str] = []
+    if args.server_workers > 1:
+        redis = RedisServer().start()
+        env["LOOPAI_REDIS_URL"] = redis.url
+        args_serve = ["--workers", str(args.server_workers)]
+        cpu = "0,1"
+    server = HubProcess(env=env, cpu=cpu, args=args_serve).start()
     try:
         with httpx.Client(base_url=server.http, timeout=30) as api:
             task = api.post("/api/v1/tasks", json={
@@ -134,9 +146,12 @@ def main() -> None:
                                    body, args.concurrency, args.duration))
     finally:
         server.stop()
+        if redis is not None:
+            redis.stop()
     result = {"baseline_health_live": baseline, "execute": execute,
               "execute_vs_baseline": execute["rps"] / baseline["rps"],
-              "concurrency": args.concurrency, "sandbox_workers": args.workers}
+              "concurrency": args.concurrency, "sandbox_workers": args.workers,
+              "server_workers": args.server_workers}
     if args.json:
         print(json.dumps(result, indent=2))
         return

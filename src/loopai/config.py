@@ -50,6 +50,8 @@ class Settings:
     public_url: str = ""
     """How other instances and operators reach this one (registry); default http://host:port."""
     log_level: str = "info"
+    workers: int = 1
+    """Processes serving the port, each a full instance on the shared backplane (Redis)."""
     allowed_origins: list[str] = field(default_factory=list)
     """JSON list of browser origins (`https://app.example.com`) that may open the WebSocket
     and call the API cross-origin (CORS); `["*"]` allows every origin. Empty: this server's
@@ -186,8 +188,9 @@ class Settings:
     def __post_init__(self) -> None:
         if not (0 < self.port < 65536):
             raise ConfigurationError(f"port must be 1-65535, got {self.port}")
-        for name in ("heartbeat_ms", "max_frame_bytes", "max_subscriptions", "send_queue_max",
-                     "history_max_events", "history_max_age_s", "idempotency_window_s",
+        for name in ("workers", "heartbeat_ms", "max_frame_bytes", "max_subscriptions",
+                     "send_queue_max", "history_max_events", "history_max_age_s",
+                     "idempotency_window_s",
                      "token_ttl_s", "publish_burst", "sandbox_workers", "sandbox_memory_mb",
                      "sandbox_cpu_s", "sandbox_task_concurrency", "sandbox_warm_workers",
                      "sandbox_warm_memory_mb", "batch_response_max_bytes",

@@ -141,8 +141,8 @@ class HubProcess:
     args: list[str] = field(default_factory=list)
     proc: subprocess.Popen[bytes] | None = None
     log_path: Path | None = None
-    cpu: int | None = None
-    """Pin the process to one core (taskset), for benchmarks."""
+    cpu: int | str | None = None
+    """Pin the process to a core or a list of cores (taskset: 0, or "0,1"), for benchmarks."""
 
     @property
     def http(self) -> str:

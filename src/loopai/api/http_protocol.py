@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 import h11
 import msgspec
 from uvicorn.protocols.http.h11_impl import H11Protocol
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from loopai.api.errors import ErrorBody
 
@@ -50,20 +51,22 @@ class JsonErrorH11Protocol(H11Protocol):
         self.transport.close()
 
 
+class JsonErrorHttpToolsProtocol(HttpToolsProtocol):
+    def send_400_response(self, msg: str) -> None:
+        body, trace_id = _body(msg)
+        lines = [b"HTTP/1.1 400 Bad Request\r\n"]
+        for name, value in [*self.server_state.default_headers, *_headers(body, trace_id)]:
+            lines += [name, b": ", value, b"\r\n"]
+        self.transport.write(b"".join([*lines, b"\r\n", body]))
+        self.transport.close()
+
+
 def protocol_class() -> type[asyncio.Protocol]:
-    """The protocol uvicorn's `auto` would pick (httptools when installed), JSON 400s."""
-    try:
-        from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
-    except ImportError:  # pragma: no cover - httptools comes with uvicorn[standard]
-        return JsonErrorH11Protocol
-
-    class JsonErrorHttpToolsProtocol(HttpToolsProtocol):
-        def send_400_response(self, msg: str) -> None:
-            body, trace_id = _body(msg)
-            lines = [b"HTTP/1.1 400 Bad Request\r\n"]
-            for name, value in [*self.server_state.default_headers, *_headers(body, trace_id)]:
-                lines += [name, b": ", value, b"\r\n"]
-            self.transport.write(b"".join([*lines, b"\r\n", body]))
-            self.transport.close()
-
+    """The protocol uvicorn's `auto` picks (httptools, which uvicorn[standard] brings), with
+    JSON 400s; JsonErrorH11Protocol is the same for h11."""
     return JsonErrorHttpToolsProtocol
+
+
+def protocol_path() -> str:
+    """The same, as the import string uvicorn's worker processes load it by."""
+    return f"{__name__}:{protocol_class().__name__}"
