@@ -106,15 +106,44 @@ async def serve(port: int, shape: str, tick_ms: float, payload: int) -> None:
     await ws.serve_forever()
 
 
+class TrivialHTTP(asyncio.Protocol):
+    """`--http`: answers every (body-less) request with the same pre-encoded response."""
+
+    RESPONSE = (b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 15"
+                b"\r\n\r\n" + b'{"status":"ok"}')
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport: asyncio.Transport = transport  # type: ignore[assignment]
+        self.tail = b""
+
+    def data_received(self, data: bytes) -> None:
+        data = self.tail + data
+        n = data.count(b"\r\n\r\n")
+        self.tail = data[data.rfind(b"\r\n\r\n") + 4:] if n else data
+        if n:
+            self.transport.write(self.RESPONSE * n)
+
+
+async def serve_http(port: int) -> None:
+    server = await asyncio.get_running_loop().create_server(TrivialHTTP, "127.0.0.1", port,
+                                                            backlog=4096)
+    await server.serve_forever()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("port", type=int)
     parser.add_argument("--shape", choices=["hub", "socketio"], default="hub")
     parser.add_argument("--tick-ms", type=float, default=5.0)
     parser.add_argument("--payload", type=int, default=200)
+    parser.add_argument("--http", action="store_true",
+                        help="an HTTP/1.1 server answering a fixed response instead")
     args = parser.parse_args()
     import uvloop
-    uvloop.run(serve(args.port, args.shape, args.tick_ms, args.payload))
+    if args.http:
+        uvloop.run(serve_http(args.port))
+    else:
+        uvloop.run(serve(args.port, args.shape, args.tick_ms, args.payload))
 
 
 if __name__ == "__main__":

@@ -65,6 +65,8 @@ async def run(args: argparse.Namespace, svc: Services, data: dict[str, Any]) -> 
         for service in list(svc.started):
             service.stop()
         svc.started.clear()
+    data["correct"] = all(r["summary"]["correct"] for res in out.values()
+                          for r in res.get("runs", []))
     body += render(out)
     return body
 
