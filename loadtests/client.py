@@ -224,7 +224,7 @@ class Fleet:
 
         async def one(sub: Sub) -> None:
             async with gate:
-                await self._open(sub, self.urls[sub.index % len(self.urls)])
+                await self._open(sub, self.urls[sub.index % len(self.urls)], timeout=60.0)
 
         began = time.perf_counter()
         await asyncio.gather(*(one(s) for s in new))

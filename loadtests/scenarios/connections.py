@@ -17,7 +17,7 @@ from loadtests.steps import run_step
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--systems", default="hub,node")
     p.add_argument("--subscribers", type=int, default=10_000)
-    p.add_argument("--concurrency", type=int, default=500, help="handshakes at once")
+    p.add_argument("--concurrency", type=int, default=200, help="handshakes at once")
     p.add_argument("--rates", default="1,5", help="events/s to all of them; empty: none")
     p.add_argument("--step-duration", type=float, default=10.0)
     p.add_argument("--settle", type=float, default=3.0,
