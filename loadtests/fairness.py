@@ -24,8 +24,9 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from loadtests.execute import Connection, percentile, raw_request  # noqa: E402
 from tests.support.hub_process import HubProcess  # noqa: E402
+
+from loadtests.execute import Connection, percentile, raw_request  # noqa: E402
 
 ECHO = "def run(input):\n    return input\n"
 RUNAWAY = "def run(input):\n    while True:\n        pass\n"

@@ -1,0 +1,1 @@
+"""Loopai Hub load tool: `python -m loadtests <scenario>` (see loadtests/README.md)."""

@@ -1,0 +1,1 @@
+"""Baseline servers measured in the same run as the hub (see loadtests/README.md)."""
