@@ -15,6 +15,7 @@ from litestar.datastructures import State
 from litestar.di import Provide
 from prometheus_client import CollectorRegistry
 
+from loopai import memory
 from loopai.api.allow import AllowHeader
 from loopai.api.bodies import check_body
 from loopai.api.errors import (
@@ -129,6 +130,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         if settings.metrics_interval_ms > 0:
             ticker = asyncio.create_task(_publish_metrics(hub, settings, instances))
         await _system_event(hub, "instance.up", settings)
+        memory.freeze_startup_objects()
         try:
             yield
         finally:

@@ -14,7 +14,7 @@ from typing import Any
 import uvicorn
 from uvicorn.supervisors import multiprocess as uvicorn_multiprocess
 
-from loopai import logs
+from loopai import logs, memory
 from loopai.api.http_protocol import protocol_path
 from loopai.app import create_app, drain
 from loopai.config import Settings
@@ -94,6 +94,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"loopai: configuration error: {exc}", file=sys.stderr)
         return 2
     _configure_logs(settings)
+    memory.tune_collector()
     _DrainingServer(_uvicorn_config(settings, app), app).run()
     return 0
 
@@ -139,6 +140,7 @@ def worker_app() -> Any:
         settings.instance_id = f"{settings.instance_id}-{os.getpid()}"
     app = create_app(settings)
     _configure_logs(settings)  # after the app: Litestar sets up logging of its own
+    memory.tune_collector()
     _worker_app.append(app)
     return app
 
