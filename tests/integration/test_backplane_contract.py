@@ -406,3 +406,20 @@ async def test_redis_watch_misses_nothing_published_while_it_subscribes(
         await pumping
         await watcher.close()
         await publisher.close()
+
+
+async def test_redis_bursts_of_commands_wait_for_a_connection_instead_of_failing(
+    redis_server: RedisServer,
+) -> None:
+    """A burst of subscribes reads many latest cursors at once: more than the pool holds
+    must wait for a connection, not fail (redis-py's default pool raised MaxConnectionsError
+    past 100, refusing subscribes and flapping the instance's health)."""
+    bp = RedisBackplane(redis_server.url, prefix="burst:")
+    await bp.start(Recorder())
+    await _ready(bp)
+    try:
+        cursors = await asyncio.gather(*(bp.latest(Topic(f"burst.{i % 7}"))
+                                         for i in range(400)))
+        assert len(cursors) == 400 and bp.health().ok
+    finally:
+        await bp.close()

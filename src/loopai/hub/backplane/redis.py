@@ -78,6 +78,10 @@ def decode_announcement(topic: str, payload: bytes) -> Event:
     return Event(topic, cursor.decode(), type_.decode(), int(ts), msgspec.Raw(data))
 
 
+REDIS_POOL_SIZE = 64
+"""Command connections one instance keeps to Redis (publishes are pipelined: few are busy)."""
+
+
 class RedisBackplane(Backplane):
     name = "redis"
     pipelined = True
@@ -94,9 +98,15 @@ class RedisBackplane(Backplane):
         # One immediate retry on a fresh connection when a connection turns out dead
         # (CLIENT KILL, a restarted Redis); never on a timeout, which would double the wait.
         retry = Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,))
-        self._redis: aioredis.Redis = aioredis.Redis.from_url(
-            url, socket_timeout=timeout_s, socket_connect_timeout=min(2.0, timeout_s),
+        # A blocking pool: past its size, a command waits for a free connection (up to the
+        # timeout) instead of failing. redis-py's default pool raises MaxConnectionsError at
+        # 100 connections, which turned a burst of subscribes (each reads the topic's
+        # latest cursor) into refused subscribes and a flapping health.
+        pool = aioredis.BlockingConnectionPool.from_url(
+            url, max_connections=REDIS_POOL_SIZE, timeout=timeout_s,
+            socket_timeout=timeout_s, socket_connect_timeout=min(2.0, timeout_s),
             health_check_interval=10, retry=retry)
+        self._redis: aioredis.Redis = aioredis.Redis(connection_pool=pool)
         self._script_loaded = False
         """Whether the next pipeline may skip SCRIPT LOAD (cleared on NOSCRIPT)."""
         self._listener: EventListener | None = None
@@ -179,7 +189,7 @@ class RedisBackplane(Backplane):
             self._command_probe = None
         await self._close_pubsub()
         with contextlib.suppress(RedisError):
-            await self._redis.aclose()
+            await self._redis.aclose(close_connection_pool=True)
 
     async def _close_pubsub(self) -> None:
         if self._pubsub is not None:
