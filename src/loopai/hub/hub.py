@@ -17,7 +17,7 @@ import msgspec
 
 from loopai.errors import BackplaneUnavailable
 from loopai.hub import messages as m
-from loopai.hub.backplane.base import Backplane, Event
+from loopai.hub.backplane.base import Backplane
 from loopai.hub.connection import Connection
 from loopai.hub.errors import CloseCode, ErrorCode
 from loopai.hub.metrics import HubMetrics
@@ -28,7 +28,7 @@ from loopai.hub.session import (
     SubscribeCommand,
     UnsubscribeCommand,
 )
-from loopai.hub.types import Cursor, Topic
+from loopai.hub.types import Cursor, Event, Topic
 
 log = logging.getLogger("loopai.hub")
 _encoder = msgspec.json.Encoder()
