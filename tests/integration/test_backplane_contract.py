@@ -11,11 +11,11 @@ import pytest
 import redis as redis_lib
 
 from loopai.errors import BackplaneUnavailable
-from loopai.hub.backplane.base import Backplane, Event
+from loopai.hub.backplane.base import Backplane
 from loopai.hub.backplane.memory import MemoryBackplane
 from loopai.hub.backplane.redis import RedisBackplane
 from loopai.hub.cursor import parse_cursor
-from loopai.hub.types import Cursor, Topic
+from loopai.hub.types import Cursor, Event, Topic
 from tests.support.redis_server import RedisServer
 
 T = Topic("demo.contract")

@@ -18,7 +18,7 @@ from loopai.core.store import tasks as task_rows
 from loopai.core.store.artifacts import ArtifactRecord
 from loopai.core.store.database import Database
 from loopai.core.store.tasks import TaskRecord
-from loopai.hub.backplane.base import Event
+from loopai.hub.types import Event
 
 Resolved = tuple[TaskRecord, ArtifactRecord]
 

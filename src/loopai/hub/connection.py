@@ -50,6 +50,18 @@ class Connection:
         self.request_close(CloseCode.SLOW_CONSUMER, "send queue overflow", flush=False)
         return False
 
+    def flush_session(self) -> tuple[CloseCode, str] | None:
+        """Queue every frame the session has ready, in order, then carry out the close it
+        decided. Returns that close when this call requested it (so the caller can count
+        it), else None. The one place session frames reach the send queue."""
+        for frame in self.session.frames_to_send():
+            self.push(frame)
+        close = self.session.close_expected()
+        if close is None or self._closing is not None:
+            return None
+        self.request_close(close[0], close[1])
+        return close
+
     def request_close(self, code: int, reason: str, *, flush: bool = True) -> None:
         """Ask the writer to close: after sending what is queued (flush) or at once."""
         if self._closing is not None:

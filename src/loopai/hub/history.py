@@ -10,9 +10,8 @@ from collections.abc import Callable
 
 import msgspec
 
-from loopai.hub.backplane.base import Event, HistoryPage
 from loopai.hub.cursor import Position, make_cursor, parse_cursor
-from loopai.hub.types import Cursor, Epoch, Topic
+from loopai.hub.types import Cursor, Epoch, Event, HistoryPage, Topic
 
 
 class TopicHistory:

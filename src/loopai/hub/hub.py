@@ -1,8 +1,10 @@
-"""Local fan-out and the glue between sessions and the backplane.
+"""Local fan-out and resume: the glue between sessions and the backplane.
 
 An event becomes a frame's text once per instance; each subscriber gets the same string
 appended to its send queue. Subscribes and resumes are ordered against live delivery by
 buffering a topic's live events for a connection until its replay has been queued.
+Every reply is the session's (`hub/session.py`): the hub performs what needs the
+backplane and reports the outcome back.
 """
 
 from __future__ import annotations
@@ -17,18 +19,19 @@ import msgspec
 
 from loopai.errors import BackplaneUnavailable
 from loopai.hub import messages as m
-from loopai.hub.backplane.base import Backplane, Event
+from loopai.hub.backplane.base import Backplane
 from loopai.hub.connection import Connection
-from loopai.hub.errors import CloseCode, ErrorCode
 from loopai.hub.metrics import HubMetrics
-from loopai.hub.resume import TopicPlan, live_after, plan_fresh, plan_resume
+from loopai.hub.resume import TopicPlan, plan_fresh, plan_resume
 from loopai.hub.session import (
     Command,
     PublishCommand,
     SubscribeCommand,
+    TopicReady,
     UnsubscribeCommand,
 )
-from loopai.hub.types import Cursor, Topic
+from loopai.hub.subscriptions import SubscriptionIndex
+from loopai.hub.types import Cursor, Event, Topic
 
 log = logging.getLogger("loopai.hub")
 _encoder = msgspec.json.Encoder()
@@ -48,8 +51,10 @@ class Hub:
         self.metrics = metrics
         self.replay_limit = replay_limit
         self.connections: set[Connection] = set()
-        self._live: dict[Topic, dict[Connection, None]] = {}
-        self._recovering: dict[Topic, dict[Connection, list[tuple[Event, str]]]] = {}
+        self._live: SubscriptionIndex[Connection, None] = SubscriptionIndex()
+        self._recovering: SubscriptionIndex[Connection, list[tuple[Event, str]]] = (
+            SubscriptionIndex())
+        """Connections reading a topic's history; the value buffers its live events."""
         self._watched: set[Topic] = set()
         self._watch_locks: dict[Topic, asyncio.Lock] = {}
         self.draining = False
@@ -65,12 +70,12 @@ class Hub:
                 listener(event)
             except Exception:
                 log.exception("listener for %s failed", topic)
-        live = self._live.get(topic)
-        recovering = self._recovering.get(topic)
+        live = self._live.members(topic)
+        recovering = self._recovering.members(topic)
         if not live and not recovering:
             return
         frame = m.encode_event(event.topic, event.cursor, event.type, event.ts, event.data)
-        self.metrics.observe_delivery(event.ts, len(live or ()) + len(recovering or ()))
+        self.metrics.observe_delivery(event.ts, len(live) + len(recovering))
         if live:
             slow: list[Connection] = []
             for conn in live:
@@ -78,13 +83,12 @@ class Hub:
                     slow.append(conn)
             for conn in slow:
                 self._slow_consumer(conn)
-        if recovering:
-            for buffer in recovering.values():
-                buffer.append((event, frame))
+        for buffer in recovering.values():
+            buffer.append((event, frame))
 
     def gap(self, topic: Topic, since: Cursor | None, oldest: Cursor | None) -> None:
         frame = m.encode(m.Gap(topic=topic, since=since, oldest=oldest))
-        for conn in list(self._live.get(topic, ())):
+        for conn in list(self._live.members(topic)):
             conn.push(frame)
         log.warning("gap on %s since %s (oldest kept %s)", topic, since, oldest)
 
@@ -98,13 +102,10 @@ class Hub:
         self._forget(conn, conn.session.topics)
 
     def _forget(self, conn: Connection, topics: Iterable[Topic]) -> None:
-        for topic in list(topics):
-            for index in (self._live, self._recovering):
-                members: Any = index.get(topic)
-                if members is not None:
-                    members.pop(conn, None)
-                    if not members:
-                        del index[topic]
+        topics = list(topics)
+        self._live.remove_from(conn, topics)
+        self._recovering.remove_from(conn, topics)
+        for topic in topics:
             if topic not in self._live and topic not in self._recovering:
                 self._spawn(self._maybe_unwatch(topic))
 
@@ -128,97 +129,73 @@ class Hub:
     # --- commands from sessions
 
     async def perform(self, conn: Connection, commands: list[Command]) -> None:
+        """Carry out what `conn.session.receive_frame()` returned; each outcome goes back
+        to the session, and its frames onto the connection's queue."""
         for command in commands:
             match command:
                 case SubscribeCommand():
                     await self.subscribe(conn, command)
                 case UnsubscribeCommand():
                     self._forget(conn, command.topics)
-                    conn.push(m.encode(m.Unsubscribed(topics=list(command.topics),
-                                                      ref=command.ref)))
                 case PublishCommand() if self.backplane.pipelined:
                     # Not awaited: the next frame may publish before this one's round trip
                     # ends. The backplane keeps call order, so events and replies stay ordered.
                     self._spawn(self._publish_for(conn, command))
                 case PublishCommand():
                     await self._publish_for(conn, command)
+            conn.flush_session()
 
     async def _publish_for(self, conn: Connection, cmd: PublishCommand) -> None:
         try:
             event = await self.publish(cmd.topic, cmd.type, cmd.data,
                                        idempotency_key=cmd.idempotency_key)
         except BackplaneUnavailable as exc:
-            conn.session.error(ErrorCode.UNAVAILABLE, f"cannot publish now: {exc}", cmd.ref,
-                               cmd.topic)
-            self._flush_session(conn)
-            return
-        conn.push(m.encode(m.Published(topic=cmd.topic, cursor=event.cursor, ref=cmd.ref)))
-
-    def _flush_session(self, conn: Connection) -> None:
-        for frame in conn.session.frames_to_send():
-            conn.push(frame)
+            conn.session.publish_failed(cmd, str(exc))
+        else:
+            conn.session.published(cmd, event.cursor)
+        conn.flush_session()
 
     async def subscribe(self, conn: Connection, cmd: SubscribeCommand) -> None:
         """Register, read history, then queue `subscribed`, replays and buffered live
         events in that order, all without an await in between."""
         for topic in cmd.topics:
-            live = self._live.get(topic)
-            if live is not None:
-                live.pop(conn, None)
-            self._recovering.setdefault(topic, {})[conn] = []
+            self._live.remove(topic, conn)
+            self._recovering.add(topic, conn, [])
         plans: list[TopicPlan] = []
         for topic in cmd.topics:
-            plan = await self._plan(conn, topic, cmd.resume.get(topic), cmd.ref)
-            if plan is not None:
-                plans.append(plan)
+            try:
+                plans.append(await self._plan(topic, cmd.resume.get(topic)))
+            except BackplaneUnavailable as exc:
+                conn.session.subscribe_failed(topic, cmd.ref, str(exc))
+                self._forget(conn, [topic])
         if conn.closing or conn not in self.connections:
             return
-        self._flush_session(conn)
-        if plans:
-            states = [m.TopicState(p.topic, p.cursor, p.recovered) for p in plans]
-            conn.push(m.encode(m.Subscribed(topics=states, ref=cmd.ref)))
-        for plan in plans:
-            self._go_live(conn, plan)
-
-    async def _plan(
-        self, conn: Connection, topic: Topic, after: Cursor | None, ref: str | None
-    ) -> TopicPlan | None:
-        try:
-            await self._ensure_watched(topic)
-            if after is None:
-                return plan_fresh(topic, await self.backplane.latest(topic))
-            events: list[Event] = []
-            gap = False
-            oldest = latest = None
-            cursor: Cursor | None = after
-            while len(events) < self.replay_limit:
-                page = await self.backplane.history(topic, cursor, self.replay_limit)
-                gap = gap or page.gap
-                oldest, latest = page.oldest, page.latest
-                events.extend(page.events)
-                if not page.events or len(page.events) < self.replay_limit:
-                    break
-                cursor = Cursor(page.events[-1].cursor)
-            return plan_resume(topic, after, events, gap, oldest, latest)
-        except BackplaneUnavailable as exc:
-            conn.session.error(ErrorCode.UNAVAILABLE, f"cannot subscribe now: {exc}", ref, topic)
-        conn.session.topics.discard(topic)
-        self._forget(conn, [topic])
-        return None
-
-    def _go_live(self, conn: Connection, plan: TopicPlan) -> None:
-        recovering = self._recovering.get(plan.topic)
-        buffered = recovering.pop(conn, []) if recovering is not None else []
-        if recovering is not None and not recovering:
-            del self._recovering[plan.topic]
-        if plan.gap is not None:
-            conn.push(m.encode(plan.gap))
-        for event in plan.replay:
-            conn.push(m.encode_event(event.topic, event.cursor, event.type, event.ts, event.data))
-        for _, frame in live_after(plan.mark, buffered):
-            conn.push(frame)
+        ready = [TopicReady(p, self._recovering.remove(p.topic, conn) or []) for p in plans]
+        conn.session.subscribed(cmd.ref, ready)
+        conn.flush_session()
         if not conn.closing:
-            self._live.setdefault(plan.topic, {})[conn] = None
+            for plan in plans:
+                self._live.add(plan.topic, conn, None)
+
+    async def _plan(self, topic: Topic, after: Cursor | None) -> TopicPlan:
+        """Read what a subscriber of `topic` gets before live events. Raises
+        BackplaneUnavailable."""
+        await self._ensure_watched(topic)
+        if after is None:
+            return plan_fresh(topic, await self.backplane.latest(topic))
+        events: list[Event] = []
+        gap = False
+        oldest = latest = None
+        cursor: Cursor | None = after
+        while len(events) < self.replay_limit:
+            page = await self.backplane.history(topic, cursor, self.replay_limit)
+            gap = gap or page.gap
+            oldest, latest = page.oldest, page.latest
+            events.extend(page.events)
+            if not page.events or len(page.events) < self.replay_limit:
+                break
+            cursor = Cursor(page.events[-1].cursor)
+        return plan_resume(topic, after, events, gap, oldest, latest)
 
     async def _ensure_watched(self, topic: Topic) -> None:
         lock = self._watch_locks.setdefault(topic, asyncio.Lock())
@@ -270,11 +247,10 @@ class Hub:
     async def drain(self, reason: str, retry_ms: int, timeout_s: float) -> None:
         """Tell every client to reconnect elsewhere, close them with 1012, wait (bounded)."""
         self.draining = True
-        frame = m.encode(m.Reconnect(reason=reason, retry_ms=retry_ms))
         conns = list(self.connections)
         for conn in conns:
-            conn.push(frame)
-            conn.request_close(CloseCode.SERVICE_RESTART, reason)
+            conn.session.drain(reason, retry_ms)
+            conn.flush_session()
         if conns:
             waits = [asyncio.ensure_future(c.closed.wait()) for c in conns]
             _, pending = await asyncio.wait(waits, timeout=timeout_s)

@@ -7,9 +7,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from loopai.hub import messages as m
-from loopai.hub.backplane.base import Event
 from loopai.hub.cursor import parse_cursor
-from loopai.hub.types import Cursor, Topic
+from loopai.hub.types import Cursor, Event, Topic
 
 
 @dataclass(frozen=True)

@@ -1,9 +1,15 @@
 """The per-connection protocol state machine, with no I/O and no `await`.
 
-The driver (`hub/ws.py`) feeds it frames with `receive_frame()`, performs the commands
-it returns through the hub, sends what `frames_to_send()` yields, and closes the socket
-when `close_expected()` says so. Everything here can be tested with strings in and
-strings out.
+`Session` decides every reply, every subscription change and every close of one
+connection, and builds the text of every frame it sends. The driver (`hub/ws.py`, or a
+test) feeds it received frames with `receive_frame()`, carries out the commands it returns
+through the hub (they need the backplane, which means awaiting), reports each outcome back
+(`subscribed()`, `subscribe_failed()`, `published()`, `publish_failed()`), sends what
+`frames_to_send()` returns, and closes the socket when `close_expected()` says so.
+Everything here can be tested with strings in and strings out.
+
+Live events and gaps are the one thing that bypasses sessions: the hub encodes each once
+and gives every subscriber the same string (STYLE 8), which a per-session encoder would undo.
 """
 
 from __future__ import annotations
@@ -18,8 +24,9 @@ from loopai.hub import messages as m
 from loopai.hub.auth import Principal
 from loopai.hub.cursor import parse_cursor
 from loopai.hub.errors import CloseCode, ErrorCode
+from loopai.hub.resume import TopicPlan, live_after
 from loopai.hub.topics import InvalidTopic, is_reserved, validate_topic
-from loopai.hub.types import Cursor, SessionId, Topic
+from loopai.hub.types import Cursor, Event, SessionId, Topic
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -42,6 +49,8 @@ class SubscribeCommand:
 
 @dataclass(frozen=True)
 class UnsubscribeCommand:
+    """Stop delivering `topics` to this connection; the reply is already queued."""
+
     topics: list[Topic]
     ref: str | None
 
@@ -56,6 +65,15 @@ class PublishCommand:
 
 
 Command = SubscribeCommand | UnsubscribeCommand | PublishCommand
+
+
+@dataclass(frozen=True)
+class TopicReady:
+    """One topic of a `SubscribeCommand` the hub has set up: what the history read decided
+    (`plan`) and the live events heard meanwhile, each with its frame's text."""
+
+    plan: TopicPlan
+    buffered: list[tuple[Event, str]] = field(default_factory=list)
 
 
 @dataclass
@@ -99,9 +117,14 @@ class Session:
     # --- input
 
     def receive_frame(self, data: str | bytes) -> list[Command]:
-        """Handle one received frame. Returns the commands the hub must carry out, in
-        order; replies that need no hub (pong, errors) are queued for `frames_to_send()`.
-        Check `close_expected()` afterwards."""
+        """Handle one received frame.
+
+        Returns the commands the hub must carry out, in order (at most one per frame).
+        Replies that need no hub (pong, errors, `unsubscribed`) are queued already. The
+        caller then sends `frames_to_send()`, performs the commands (each reports back
+        through `subscribed()`/`subscribe_failed()` or `published()`/`publish_failed()`),
+        sends `frames_to_send()` again, and closes when `close_expected()` is set. Once a
+        close is decided, frames are not acted on: this returns [] and queues nothing."""
         if self._close is not None:
             return []
         if len(data) > self.limits.max_frame_bytes:
@@ -172,8 +195,12 @@ class Session:
         removed = [Topic(t) for t in dict.fromkeys(msg.topics) if t in self.topics]
         self.topics.difference_update(removed)
         if not removed:
+            # Nothing held: answered naming what was asked.
             self._send(m.Unsubscribed(topics=list(dict.fromkeys(msg.topics)), ref=msg.ref))
             return []
+        # Queued before the hub drops the topics: the caller does both with no await in
+        # between, so no event of these topics can follow the reply.
+        self._send(m.Unsubscribed(topics=removed, ref=msg.ref))
         return [UnsubscribeCommand(removed, msg.ref)]
 
     def _publish(self, msg: m.Publish) -> list[Command]:
@@ -205,6 +232,64 @@ class Session:
             self._protocol_error(ErrorCode.INVALID_TOPIC, str(exc), ref, name[:255])
             return None
 
+    # --- outcomes of commands, reported by the hub
+
+    def subscribe_failed(self, topic: Topic, ref: str | None, reason: str) -> None:
+        """The backplane could not set up `topic` of a `SubscribeCommand`: it is no longer
+        held, and an `unavailable` error naming it is queued. The caller forgets the topic
+        for this connection."""
+        self.topics.discard(topic)
+        self.error(ErrorCode.UNAVAILABLE, f"cannot subscribe now: {reason}", ref, topic)
+
+    def subscribed(self, ref: str | None, ready: list[TopicReady]) -> None:
+        """Every topic of a `SubscribeCommand` is set up (or failed): queue `subscribed`
+        for `ready`, then per topic its `gap`, its replay and the buffered live events the
+        replay did not cover. The caller sends `frames_to_send()` and makes the topics
+        live for this connection with no await in between."""
+        if self._close is not None or not ready:
+            return
+        states = [m.TopicState(r.plan.topic, r.plan.cursor, r.plan.recovered) for r in ready]
+        self._send(m.Subscribed(topics=states, ref=ref))
+        out = self._out
+        for item in ready:
+            plan = item.plan
+            if plan.gap is not None:
+                self._send(plan.gap)
+            for event in plan.replay:
+                out.append(m.encode_event(event.topic, event.cursor, event.type, event.ts,
+                                          event.data))
+            out.extend(frame for _, frame in live_after(plan.mark, item.buffered))
+
+    def published(self, cmd: PublishCommand, cursor: str) -> None:
+        """The backplane stored `cmd`'s event: queue `published` with its cursor."""
+        self._send(m.Published(topic=cmd.topic, cursor=cursor, ref=cmd.ref))
+
+    def publish_failed(self, cmd: PublishCommand, reason: str) -> None:
+        """The backplane refused `cmd` (nothing stored, or maybe stored after a timeout):
+        queue `unavailable`; the client retries, with its idempotency key if it has one."""
+        self.error(ErrorCode.UNAVAILABLE, f"cannot publish now: {reason}", cmd.ref, cmd.topic)
+
+    # --- the server's own decisions
+
+    def welcome(self, instance: str, heartbeat_ms: int) -> None:
+        """Queue `welcome`, the first frame of every accepted connection."""
+        self._send(m.Welcome(session=self.id, instance=instance, protocol=1,
+                             heartbeat_ms=heartbeat_ms,
+                             max_frame_bytes=self.limits.max_frame_bytes))
+
+    def drain(self, reason: str, retry_ms: int) -> None:
+        """The server is going away: queue `reconnect` and decide close 1012 after it."""
+        if self._close is not None:
+            return
+        self._send(m.Reconnect(reason=reason, retry_ms=retry_ms))
+        self._close = (CloseCode.SERVICE_RESTART, reason)
+
+    def expire(self, reason: str) -> None:
+        """The credential ran out: close 4401 after what is queued; nothing more is acted
+        on (`receive_frame` returns [] from now on)."""
+        if self._close is None:
+            self._close = (CloseCode.UNAUTHORIZED, reason)
+
     # --- output
 
     def _send(self, message: m.ServerMessage) -> None:
@@ -227,10 +312,14 @@ class Session:
             self._close = (CloseCode.POLICY_VIOLATION, "too many protocol errors")
 
     def frames_to_send(self) -> list[str]:
-        """Replies queued since the last call, in order; the caller sends each as a frame."""
+        """Frames queued since the last call, in order. The caller puts each, in this order,
+        on the connection's send queue (before any later live event), then checks
+        `close_expected()`."""
         out, self._out = self._out, []
         return out
 
     def close_expected(self) -> tuple[CloseCode, str] | None:
-        """When set, the caller sends the pending frames, then closes with this code."""
+        """The close this session decided, or None. When set, the caller sends the frames
+        still pending from `frames_to_send()`, then closes with this code and reason, and
+        stops reading; it stays set."""
         return self._close

@@ -15,7 +15,6 @@ from litestar.exceptions import WebSocketDisconnect
 from litestar.types import WebSocketSendEvent
 
 from loopai.config import Settings
-from loopai.hub import messages as m
 from loopai.hub.asgi_transport import STATE_KEY
 from loopai.hub.auth import Authenticator
 from loopai.hub.connection import Connection
@@ -97,21 +96,23 @@ async def hub_socket(socket: WebSocket[Any, Any, Any]) -> None:
         hub.metrics.closes.labels(str(CloseCode.UNAUTHORIZED.value)).inc()
         await socket.close(CloseCode.UNAUTHORIZED, "invalid or missing credentials")
         return
-    if hub.draining:
-        await SocketTransport(socket).send_text(
-            m.encode(m.Reconnect(reason="draining", retry_ms=1000)))
-        await socket.close(CloseCode.SERVICE_RESTART, "draining")
-        return
     session = Session(
         SessionId(secrets.token_urlsafe(12)), principal, limits_from(settings),
         time.monotonic, on_error=lambda code: hub.metrics.protocol_errors.labels(code).inc(),
     )
     transport = SocketTransport(socket)
+    if hub.draining:
+        session.drain("draining", 1000)
+        for frame in session.frames_to_send():
+            await transport.send_text(frame)
+        close = session.close_expected()
+        assert close is not None
+        await socket.close(close[0], close[1])
+        return
     conn = Connection(session, transport,
                       SendQueue(settings.send_queue_max, settings.max_batch_bytes))
-    conn.push(m.encode(m.Welcome(
-        session=session.id, instance=settings.instance_id, protocol=1,
-        heartbeat_ms=settings.heartbeat_ms, max_frame_bytes=settings.max_frame_bytes)))
+    session.welcome(settings.instance_id, settings.heartbeat_ms)
+    conn.flush_session()
     hub.register(conn)
     expiry = Expiry(hub, conn)
     try:
@@ -146,8 +147,10 @@ class Expiry:
     def close(self) -> None:
         if self._conn.closing:
             return
-        self._hub.metrics.closes.labels(str(CloseCode.UNAUTHORIZED.value)).inc()
-        self._conn.request_close(CloseCode.UNAUTHORIZED, TOKEN_EXPIRED)
+        self._conn.session.expire(TOKEN_EXPIRED)
+        close = self._conn.flush_session()
+        if close is not None:
+            self._hub.metrics.closes.labels(str(close[0].value)).inc()
 
     def _fire(self) -> None:
         if not self.busy:
@@ -204,21 +207,20 @@ async def _read(socket: WebSocket[Any, Any, Any], hub: Hub, conn: Connection,
                 expiry.close()
                 return
             commands = session.receive_frame(data)
-            for frame in session.frames_to_send():
-                conn.push(frame)
             if commands:
                 expiry.busy = True
                 try:
-                    await hub.perform(conn, commands)
+                    await hub.perform(conn, commands)  # flushes the session's frames
                 finally:
                     expiry.busy = False
                 if expiry.expired():
                     expiry.close()
                     return
+            conn.flush_session()
             close = session.close_expected()
             if close is not None:
                 hub.metrics.closes.labels(str(close[0].value)).inc()
-                conn.request_close(close[0], close[1])
+                return
     except WebSocketDisconnect:
         return
     except Exception:

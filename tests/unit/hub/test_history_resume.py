@@ -2,10 +2,9 @@ from __future__ import annotations
 
 import msgspec
 
-from loopai.hub.backplane.base import Event
 from loopai.hub.history import HistoryStore, TopicHistory
 from loopai.hub.resume import is_after, live_after, plan_fresh, plan_resume
-from loopai.hub.types import Cursor, Epoch, Topic
+from loopai.hub.types import Cursor, Epoch, Event, Topic
 
 D = msgspec.Raw(b"{}")
 

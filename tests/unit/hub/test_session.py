@@ -4,18 +4,21 @@ from __future__ import annotations
 
 import json
 
+import msgspec
 import pytest
 
 from loopai.hub.auth import ANONYMOUS, Principal
 from loopai.hub.errors import CloseCode
+from loopai.hub.resume import plan_resume
 from loopai.hub.session import (
     PublishCommand,
     Session,
     SessionLimits,
     SubscribeCommand,
+    TopicReady,
     UnsubscribeCommand,
 )
-from loopai.hub.types import SessionId
+from loopai.hub.types import Cursor, Event, SessionId, Topic
 
 
 class Clock:
@@ -205,3 +208,68 @@ def test_nesting_up_to_the_limit_is_accepted() -> None:
     data = "[" * 63 + "]" * 63  # 64 levels with the message object
     (cmd,) = s.receive_frame('{"op":"publish","topic":"a","type":"t","data":' + data + "}")
     assert isinstance(cmd, PublishCommand)
+
+
+# --- outcomes reported back by the hub, and the server's own decisions
+
+
+def _event(n: int) -> Event:
+    return Event("a", f"e1:{n}-0", "t", 0, msgspec.Raw(str(n).encode()))
+
+
+def test_subscribed_orders_reply_gap_replay_then_new_live_events() -> None:
+    s, _ = make()
+    (cmd,) = s.receive_frame('{"op":"subscribe","topics":["a"],"resume":{"a":"e1:1-0"},'
+                             '"ref":"r"}')
+    assert isinstance(cmd, SubscribeCommand)
+    plan = plan_resume(Topic("a"), Cursor("e1:1-0"), [_event(2), _event(3)], True,
+                       Cursor("e1:2-0"), Cursor("e1:3-0"))
+    live = [(e, f'{{"live":{e.cursor[3]}}}') for e in (_event(3), _event(4))]
+    s.subscribed(cmd.ref, [TopicReady(plan, live)])
+    got = replies(s)
+    assert got[0] == {"op": "subscribed", "ref": "r",
+                      "topics": [{"topic": "a", "cursor": "e1:3-0", "recovered": False}]}
+    assert got[1] == {"op": "gap", "topic": "a", "since": "e1:1-0", "oldest": "e1:2-0"}
+    assert [m.get("cursor", m.get("live")) for m in got[2:]] == ["e1:2-0", "e1:3-0", 4]
+
+
+def test_subscribe_failed_drops_the_topic_and_says_unavailable() -> None:
+    s, _ = make()
+    s.receive_frame('{"op":"subscribe","topics":["a","b"]}')
+    s.subscribe_failed(Topic("a"), "r", "redis is down")
+    assert s.topics == {"b"}
+    (err,) = replies(s)
+    assert err["code"] == "unavailable" and err["topic"] == "a" and err["ref"] == "r"
+
+
+def test_publish_outcomes() -> None:
+    s, _ = make()
+    (cmd,) = s.receive_frame('{"op":"publish","topic":"a","type":"t","ref":"p"}')
+    assert isinstance(cmd, PublishCommand)
+    s.published(cmd, "e1:1-0")
+    s.publish_failed(cmd, "redis is down")
+    ok, err = replies(s)
+    assert ok == {"op": "published", "topic": "a", "cursor": "e1:1-0", "ref": "p"}
+    assert err["code"] == "unavailable" and err["topic"] == "a" and err["ref"] == "p"
+
+
+def test_unsubscribe_of_held_topics_is_answered_by_the_session() -> None:
+    s, _ = make()
+    s.receive_frame('{"op":"subscribe","topics":["a"]}')
+    (cmd,) = s.receive_frame('{"op":"unsubscribe","topics":["a","zz"],"ref":"u"}')
+    assert isinstance(cmd, UnsubscribeCommand)
+    assert replies(s) == [{"op": "unsubscribed", "topics": ["a"], "ref": "u"}]
+
+
+def test_welcome_drain_and_expiry() -> None:
+    s, _ = make(max_frame_bytes=1000)
+    s.welcome("i1", 25_000)
+    assert replies(s) == [{"op": "welcome", "session": "s", "instance": "i1", "protocol": 1,
+                           "heartbeat_ms": 25_000, "max_frame_bytes": 1000}]
+    s.drain("bye", 500)
+    assert replies(s) == [{"op": "reconnect", "reason": "bye", "retry_ms": 500}]
+    assert s.close_expected() == (CloseCode.SERVICE_RESTART, "bye")
+    t, _ = make()
+    t.expire("token expired")
+    assert t.close_expected() == (CloseCode.UNAUTHORIZED, "token expired")
+    assert t.receive_frame('{"op":"ping"}') == [] and replies(t) == []

@@ -33,32 +33,10 @@ from typing import Protocol
 
 import msgspec
 
-from loopai.hub.types import Cursor, Topic
+from loopai.hub.types import Cursor, Event, HistoryPage, Topic
 
-
-class Event(msgspec.Struct, frozen=True, gc=False):
-    """One stored event. `data` is raw JSON so it is never decoded on the hub's path."""
-
-    topic: str
-    cursor: str
-    type: str
-    ts: int
-    """Publish time, integer milliseconds since the epoch."""
-    data: msgspec.Raw
-
-
-class HistoryPage(msgspec.Struct, frozen=True):
-    """The answer to `history()`."""
-
-    events: list[Event]
-    """Events after the asked-for cursor (or the oldest kept, when none), in cursor order."""
-    gap: bool
-    """True when events between the asked-for cursor and `events[0]` are no longer kept
-    (trimmed, expired, or from another epoch)."""
-    oldest: Cursor | None
-    """The oldest cursor still kept for the topic, or None when nothing is kept."""
-    latest: Cursor | None
-    """The newest cursor of the topic, or None when nothing is kept."""
+__all__ = ["Backplane", "BackplaneHealth", "Event", "EventListener", "HistoryPage"]
+"""`Event` and `HistoryPage` live in `loopai.hub.types`; they are re-exported here."""
 
 
 class BackplaneHealth(msgspec.Struct, frozen=True):

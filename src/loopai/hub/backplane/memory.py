@@ -8,15 +8,9 @@ from collections import OrderedDict
 
 import msgspec
 
-from loopai.hub.backplane.base import (
-    Backplane,
-    BackplaneHealth,
-    Event,
-    EventListener,
-    HistoryPage,
-)
+from loopai.hub.backplane.base import Backplane, BackplaneHealth, EventListener
 from loopai.hub.history import HistoryStore
-from loopai.hub.types import Cursor, Epoch, Topic
+from loopai.hub.types import Cursor, Epoch, Event, HistoryPage, Topic
 
 
 def _now_ms() -> int:

@@ -51,16 +51,10 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from loopai.config import Settings
 from loopai.errors import BackplaneUnavailable
-from loopai.hub.backplane.base import (
-    Backplane,
-    BackplaneHealth,
-    Event,
-    EventListener,
-    HistoryPage,
-)
+from loopai.hub.backplane.base import Backplane, BackplaneHealth, EventListener
 from loopai.hub.cursor import Position, make_cursor, parse_cursor, parse_position
 from loopai.hub.resume import is_after
-from loopai.hub.types import Cursor, Epoch, Topic
+from loopai.hub.types import Cursor, Epoch, Event, HistoryPage, Topic
 
 log = logging.getLogger("loopai.backplane.redis")
 _SCRIPT = files("loopai.hub.backplane").joinpath("lua/publish.lua").read_text()
