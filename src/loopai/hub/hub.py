@@ -23,6 +23,7 @@ from loopai.hub.backplane.base import Backplane
 from loopai.hub.connection import Connection
 from loopai.hub.metrics import HubMetrics
 from loopai.hub.resume import TopicPlan, plan_fresh, plan_resume
+from loopai.hub.sendqueue import FlushTick
 from loopai.hub.session import (
     Command,
     PublishCommand,
@@ -48,6 +49,8 @@ class Hub:
                  write_linger_s: float = 0.0) -> None:
         self.backplane = backplane
         self.write_linger_s = write_linger_s
+        self.flush_tick = FlushTick(write_linger_s) if write_linger_s > 0 else None
+        """Shared by every connection's send queue: one linger timer per instance."""
         self.metrics = metrics
         self.replay_limit = replay_limit
         self.connections: set[Connection] = set()

@@ -110,7 +110,8 @@ async def hub_socket(socket: WebSocket[Any, Any, Any]) -> None:
         await socket.close(close[0], close[1])
         return
     conn = Connection(session, transport,
-                      SendQueue(settings.send_queue_max, settings.max_batch_bytes))
+                      SendQueue(settings.send_queue_max, settings.max_batch_bytes,
+                                hub.flush_tick))
     session.welcome(settings.instance_id, settings.heartbeat_ms)
     conn.flush_session()
     hub.register(conn)
@@ -166,7 +167,7 @@ async def _pump(socket: WebSocket[Any, Any, Any], hub: Hub, conn: Connection,
     """Run reader and writer until either ends. A close that cannot complete within a
     heartbeat (the peer stopped reading) and a connection uvicorn gave up on (keep-alive
     timeout) are aborted, so a dead peer's resources are freed within about two intervals."""
-    writer = asyncio.create_task(conn.run_writer(linger_s=hub.write_linger_s))
+    writer = asyncio.create_task(conn.run_writer())
     reader = asyncio.create_task(_read(socket, hub, conn, expiry))
     closing = asyncio.create_task(conn.close_requested.wait())
     tasks = {reader, writer, closing}

@@ -8,7 +8,7 @@ import json
 from loopai.hub.auth import ANONYMOUS
 from loopai.hub.connection import Connection
 from loopai.hub.errors import CloseCode
-from loopai.hub.sendqueue import SendQueue
+from loopai.hub.sendqueue import FlushTick, SendQueue
 from loopai.hub.session import Session, SessionLimits
 from loopai.hub.types import SessionId
 
@@ -85,8 +85,10 @@ async def test_overflow_closes_4408_without_flushing() -> None:
 
 
 async def test_linger_gathers_events_into_one_frame() -> None:
-    conn, t = make()
-    writer = asyncio.create_task(conn.run_writer(linger_s=0.05))
+    t = MemoryTransport()
+    session = Session(SessionId("s"), ANONYMOUS, SessionLimits(), lambda: 0.0)
+    conn = Connection(session, t, SendQueue(10, 10_000, FlushTick(0.05)))
+    writer = asyncio.create_task(conn.run_writer())
     conn.push('{"i":0}')
     await asyncio.sleep(0.01)
     conn.push('{"i":1}')
@@ -94,3 +96,25 @@ async def test_linger_gathers_events_into_one_frame() -> None:
     assert [json.loads(f) for f in t.sent] == [[{"i": 0}, {"i": 1}]]
     conn.request_close(CloseCode.NORMAL, "bye")
     await asyncio.wait_for(writer, 1)
+
+
+async def test_one_tick_wakes_every_queue_that_joined_it() -> None:
+    tick = FlushTick(0.02)
+    pairs = []
+    for _ in range(3):
+        t = MemoryTransport()
+        session = Session(SessionId("s"), ANONYMOUS, SessionLimits(), lambda: 0.0)
+        conn = Connection(session, t, SendQueue(10, 10_000, tick))
+        pairs.append((conn, t, asyncio.create_task(conn.run_writer())))
+    for conn, _, _ in pairs:
+        conn.push('{"i":0}')
+    await asyncio.sleep(0.005)
+    assert all(t.sent == [] for _, t, _ in pairs)
+    for conn, _, _ in pairs:
+        conn.push('{"i":1}')
+    await asyncio.sleep(0.05)
+    assert all([json.loads(f) for f in t.sent] == [[{"i": 0}, {"i": 1}]] for _, t, _ in pairs)
+    for conn, _, writer in pairs:
+        conn.request_close(CloseCode.NORMAL, "bye")
+        await asyncio.wait_for(writer, 1)
+
