@@ -13,7 +13,35 @@ timer each.
 from __future__ import annotations
 
 import asyncio
+import struct
 from collections import deque
+from typing import Protocol
+
+
+def text_frame(text: str) -> bytes:
+    """A complete WebSocket text frame as a server sends it (RFC 6455: FIN, opcode 1, not
+    masked; no extension bits, which permessage-deflate also allows)."""
+    payload = text.encode()
+    n = len(payload)
+    if n < 126:
+        head = bytes((0x81, n))
+    elif n < 65_536:
+        head = struct.pack("!BBH", 0x81, 126, n)
+    else:
+        head = struct.pack("!BBQ", 0x81, 127, n)
+    return head + payload
+
+
+class DirectWrite(Protocol):
+    """Writing a frame synchronously under the ASGI server, for a connection whose socket
+    takes data right now (see `hub/asgi_transport.py`)."""
+
+    def writable(self) -> bool:
+        """Whether a frame written now goes out at once: open, not closing, not paused, and
+        little already buffered. When False, the writer task's ordinary path is used."""
+
+    def write(self, frame: bytes) -> None:
+        """Write one complete frame built by `text_frame`."""
 
 
 class FlushTick:
@@ -37,23 +65,31 @@ class FlushTick:
     def _fire(self) -> None:
         self._handle = None
         due, self._due = self._due, []
+        # Connections that got the same events since the last tick get the same frame:
+        # built (joined, encoded, framed) once, written to each idle socket directly.
+        built: dict[tuple[str, ...], bytes] = {}
         for queue in due:
-            queue.wake()
+            if not queue.write_direct(built):
+                queue.wake()
 
 
 class SendQueue:
     """Frames waiting for one connection. `push` returns False on overflow; the caller
     then closes the connection as a slow consumer (4408) rather than slowing anyone down."""
 
-    __slots__ = ("_due", "_items", "_loop", "_tick", "_waiter", "max_batch_bytes", "max_items")
+    __slots__ = ("_direct", "_due", "_items", "_loop", "_tick", "_waiter", "max_batch_bytes",
+                 "max_items")
 
     def __init__(self, max_items: int, max_batch_bytes: int,
-                 tick: FlushTick | None = None) -> None:
+                 tick: FlushTick | None = None, direct: DirectWrite | None = None) -> None:
         self.max_items = max_items
         self.max_batch_bytes = max_batch_bytes
         self._items: deque[str] = deque()
         self._tick = tick
         """None: wake the writer at once on the first frame."""
+        self._direct = direct
+        """When set, the tick writes to an idle, writable socket itself; the writer task
+        only wakes for sockets that are busy or slow."""
         self._due = False
         """Waiting for the tick: the writer lingers even though frames are queued."""
         self._waiter: asyncio.Future[None] | None = None
@@ -76,12 +112,15 @@ class SendQueue:
     def take_batch(self) -> str | None:
         """One frame's text: a single message as it is, several as a JSON array of at most
         `max_batch_bytes` (a single larger message still goes alone). None when empty."""
-        items = self._items
-        if not items:
+        if not self._items:
             return None
+        return _batch_text(self._take())
+
+    def _take(self) -> tuple[str, ...]:
+        items = self._items
         first = items.popleft()
         if not items or len(first) >= self.max_batch_bytes:
-            return first
+            return (first,)
         batch = [first]
         size = len(first) + 2
         limit = self.max_batch_bytes
@@ -89,9 +128,26 @@ class SendQueue:
             frame = items.popleft()
             size += len(frame) + 1
             batch.append(frame)
-        if len(batch) == 1:
-            return first
-        return "[" + ",".join(batch) + "]"
+        return tuple(batch)
+
+    def write_direct(self, built: dict[tuple[str, ...], bytes]) -> bool:
+        """Write everything queued straight to the socket, if its writer is idle (so
+        nothing of this connection is in flight) and the socket takes data now. `built`
+        holds the frames already made for other connections this tick. Returns False,
+        having written nothing, when the writer must do it."""
+        direct = self._direct
+        waiter = self._waiter
+        if direct is None or waiter is None or waiter.done() or not direct.writable():
+            return False
+        items = self._items
+        while items:
+            batch = self._take()
+            frame = built.get(batch)
+            if frame is None:
+                frame = built[batch] = text_frame(_batch_text(batch))
+            direct.write(frame)
+        self._due = False
+        return True
 
     async def wait(self) -> None:
         """Return when a frame is waiting (and its tick came) or `wake()` was called."""
@@ -118,3 +174,7 @@ class SendQueue:
 
     def __len__(self) -> int:
         return len(self._items)
+
+
+def _batch_text(batch: tuple[str, ...]) -> str:
+    return batch[0] if len(batch) == 1 else "[" + ",".join(batch) + "]"
