@@ -73,8 +73,9 @@ class Connection:
             self.queue.clear()
         self.queue.wake()
 
-    async def run_writer(self, close_timeout_s: float = 5.0, linger_s: float = 0.0) -> None:
-        """Send queued frames until asked to close, then close the transport.
+    async def run_writer(self, close_timeout_s: float = 5.0) -> None:
+        """Send queued frames until asked to close, then close the transport. How long a
+        first frame lingers for others to join it is the queue's `FlushTick`.
 
         Cancelling this task stops sending without closing (the reader went away)."""
         queue = self.queue
@@ -82,9 +83,6 @@ class Connection:
             while True:
                 if self._closing is None:
                     await queue.wait()
-                    if linger_s > 0 and self._closing is None:
-                        # Let a few more events join this frame: fewer, larger writes.
-                        await asyncio.sleep(linger_s)
                 if self._closing is not None and not (self._flush_first and len(queue)):
                     break
                 frame = queue.take_batch()

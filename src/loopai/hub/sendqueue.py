@@ -3,26 +3,98 @@
 Fan-out only appends a ready string here, which keeps per-subscriber work on the hot
 path to one append. The writer takes everything waiting at once and sends it as one
 array frame, so a busy topic costs one socket write per batch, not per event.
+
+Queues that share a `FlushTick` wake their writers together, `interval_s` after the first
+frame of a batch arrived: one timer per instance instead of one sleep per writer, so an
+event fanned out to a thousand idle connections costs one wake per writer, not two plus a
+timer each.
 """
 
 from __future__ import annotations
 
 import asyncio
+import struct
 from collections import deque
+from typing import Protocol
+
+
+def text_frame(text: str) -> bytes:
+    """A complete WebSocket text frame as a server sends it (RFC 6455: FIN, opcode 1, not
+    masked; no extension bits, which permessage-deflate also allows)."""
+    payload = text.encode()
+    n = len(payload)
+    if n < 126:
+        head = bytes((0x81, n))
+    elif n < 65_536:
+        head = struct.pack("!BBH", 0x81, 126, n)
+    else:
+        head = struct.pack("!BBQ", 0x81, 127, n)
+    return head + payload
+
+
+class DirectWrite(Protocol):
+    """Writing a frame synchronously under the ASGI server, for a connection whose socket
+    takes data right now (see `hub/asgi_transport.py`)."""
+
+    def writable(self) -> bool:
+        """Whether a frame written now goes out at once: open, not closing, not paused, and
+        little already buffered. When False, the writer task's ordinary path is used."""
+
+    def write(self, frame: bytes) -> None:
+        """Write one complete frame built by `text_frame`."""
+
+
+class FlushTick:
+    """One shared linger timer. A queue whose first frame arrives joins the next tick; the
+    tick wakes every writer that joined."""
+
+    __slots__ = ("_due", "_handle", "interval_s")
+
+    def __init__(self, interval_s: float) -> None:
+        self.interval_s = interval_s
+        self._due: list[SendQueue] = []
+        self._handle: asyncio.TimerHandle | None = None
+
+    def join(self, queue: SendQueue) -> None:
+        self._due.append(queue)
+        if self._handle is None:
+            # Once per tick, not per queue; looked up each time because an app (and its
+            # hub) may outlive one loop in tests.
+            self._handle = asyncio.get_running_loop().call_later(self.interval_s, self._fire)
+
+    def _fire(self) -> None:
+        self._handle = None
+        due, self._due = self._due, []
+        # Connections that got the same events since the last tick get the same frame:
+        # built (joined, encoded, framed) once, written to each idle socket directly.
+        built: dict[tuple[str, ...], bytes] = {}
+        for queue in due:
+            if not queue.write_direct(built):
+                queue.wake()
 
 
 class SendQueue:
     """Frames waiting for one connection. `push` returns False on overflow; the caller
     then closes the connection as a slow consumer (4408) rather than slowing anyone down."""
 
-    __slots__ = ("_bytes", "_items", "_ready", "max_batch_bytes", "max_items")
+    __slots__ = ("_direct", "_due", "_items", "_loop", "_tick", "_waiter", "max_batch_bytes",
+                 "max_items")
 
-    def __init__(self, max_items: int, max_batch_bytes: int) -> None:
+    def __init__(self, max_items: int, max_batch_bytes: int,
+                 tick: FlushTick | None = None, direct: DirectWrite | None = None) -> None:
         self.max_items = max_items
         self.max_batch_bytes = max_batch_bytes
         self._items: deque[str] = deque()
-        self._bytes = 0
-        self._ready = asyncio.Event()
+        self._tick = tick
+        """None: wake the writer at once on the first frame."""
+        self._direct = direct
+        """When set, the tick writes to an idle, writable socket itself; the writer task
+        only wakes for sockets that are busy or slow."""
+        self._due = False
+        """Waiting for the tick: the writer lingers even though frames are queued."""
+        self._waiter: asyncio.Future[None] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        """Looked up once: `asyncio.get_running_loop()` costs a getpid() per call on 3.11."""
 
     def push(self, frame: str) -> bool:
         items = self._items
@@ -30,18 +102,25 @@ class SendQueue:
             return False
         items.append(frame)
         if len(items) == 1:
-            self._ready.set()
+            if self._tick is not None:
+                self._due = True
+                self._tick.join(self)
+            else:
+                self.wake()
         return True
 
     def take_batch(self) -> str | None:
         """One frame's text: a single message as it is, several as a JSON array of at most
         `max_batch_bytes` (a single larger message still goes alone). None when empty."""
-        items = self._items
-        if not items:
+        if not self._items:
             return None
+        return _batch_text(self._take())
+
+    def _take(self) -> tuple[str, ...]:
+        items = self._items
         first = items.popleft()
         if not items or len(first) >= self.max_batch_bytes:
-            return first
+            return (first,)
         batch = [first]
         size = len(first) + 2
         limit = self.max_batch_bytes
@@ -49,23 +128,53 @@ class SendQueue:
             frame = items.popleft()
             size += len(frame) + 1
             batch.append(frame)
-        if len(batch) == 1:
-            return first
-        return "[" + ",".join(batch) + "]"
+        return tuple(batch)
+
+    def write_direct(self, built: dict[tuple[str, ...], bytes]) -> bool:
+        """Write everything queued straight to the socket, if its writer is idle (so
+        nothing of this connection is in flight) and the socket takes data now. `built`
+        holds the frames already made for other connections this tick. Returns False,
+        having written nothing, when the writer must do it."""
+        direct = self._direct
+        waiter = self._waiter
+        if direct is None or waiter is None or waiter.done() or not direct.writable():
+            return False
+        items = self._items
+        while items:
+            batch = self._take()
+            frame = built.get(batch)
+            if frame is None:
+                frame = built[batch] = text_frame(_batch_text(batch))
+            direct.write(frame)
+        self._due = False
+        return True
 
     async def wait(self) -> None:
-        """Return when a frame is waiting or `wake()` was called."""
-        if self._items:
+        """Return when a frame is waiting (and its tick came) or `wake()` was called."""
+        if self._items and not self._due:
             return
-        self._ready.clear()
-        await self._ready.wait()
+        loop = self._loop
+        if loop is None:
+            loop = self._loop = asyncio.get_running_loop()
+        waiter = self._waiter = loop.create_future()
+        try:
+            await waiter
+        finally:
+            self._waiter = None
 
     def wake(self) -> None:
-        """Wake the writer even with nothing queued (to make it notice a close)."""
-        self._ready.set()
+        """Wake the writer, even with nothing queued (to make it notice a close)."""
+        self._due = False
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
 
     def clear(self) -> None:
         self._items.clear()
 
     def __len__(self) -> int:
         return len(self._items)
+
+
+def _batch_text(batch: tuple[str, ...]) -> str:
+    return batch[0] if len(batch) == 1 else "[" + ",".join(batch) + "]"

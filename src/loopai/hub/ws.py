@@ -15,7 +15,7 @@ from litestar.exceptions import WebSocketDisconnect
 from litestar.types import WebSocketSendEvent
 
 from loopai.config import Settings
-from loopai.hub.asgi_transport import STATE_KEY
+from loopai.hub.asgi_transport import PROTOCOL_KEY, STATE_KEY, DirectSocket
 from loopai.hub.auth import Authenticator
 from loopai.hub.connection import Connection
 from loopai.hub.errors import CloseCode
@@ -34,11 +34,14 @@ TOKEN_EXPIRED = "token expired"
 class SocketTransport:
     """Adapts a Litestar WebSocket to the writer's Transport."""
 
-    __slots__ = ("_raw", "_socket")
+    __slots__ = ("_raw", "_socket", "direct")
 
     def __init__(self, socket: WebSocket[Any, Any, Any]) -> None:
         self._socket = socket
-        self._raw: asyncio.Transport | None = socket.scope.get("state", {}).get(STATE_KEY)
+        scope: Any = socket.scope
+        self._raw: asyncio.Transport | None = scope.get(STATE_KEY)
+        self.direct = DirectSocket.under(scope.get(PROTOCOL_KEY), self._raw)
+        """Fan-out's synchronous path to this socket, when the server allows it."""
 
     def abort(self) -> None:
         """Drop the connection now, unsent data and all (the peer stopped reading)."""
@@ -110,7 +113,8 @@ async def hub_socket(socket: WebSocket[Any, Any, Any]) -> None:
         await socket.close(close[0], close[1])
         return
     conn = Connection(session, transport,
-                      SendQueue(settings.send_queue_max, settings.max_batch_bytes))
+                      SendQueue(settings.send_queue_max, settings.max_batch_bytes,
+                                hub.flush_tick, transport.direct))
     session.welcome(settings.instance_id, settings.heartbeat_ms)
     conn.flush_session()
     hub.register(conn)
@@ -166,7 +170,7 @@ async def _pump(socket: WebSocket[Any, Any, Any], hub: Hub, conn: Connection,
     """Run reader and writer until either ends. A close that cannot complete within a
     heartbeat (the peer stopped reading) and a connection uvicorn gave up on (keep-alive
     timeout) are aborted, so a dead peer's resources are freed within about two intervals."""
-    writer = asyncio.create_task(conn.run_writer(linger_s=hub.write_linger_s))
+    writer = asyncio.create_task(conn.run_writer())
     reader = asyncio.create_task(_read(socket, hub, conn, expiry))
     closing = asyncio.create_task(conn.close_requested.wait())
     tasks = {reader, writer, closing}

@@ -8,7 +8,7 @@ import json
 from loopai.hub.auth import ANONYMOUS
 from loopai.hub.connection import Connection
 from loopai.hub.errors import CloseCode
-from loopai.hub.sendqueue import SendQueue
+from loopai.hub.sendqueue import FlushTick, SendQueue, text_frame
 from loopai.hub.session import Session, SessionLimits
 from loopai.hub.types import SessionId
 
@@ -85,8 +85,10 @@ async def test_overflow_closes_4408_without_flushing() -> None:
 
 
 async def test_linger_gathers_events_into_one_frame() -> None:
-    conn, t = make()
-    writer = asyncio.create_task(conn.run_writer(linger_s=0.05))
+    t = MemoryTransport()
+    session = Session(SessionId("s"), ANONYMOUS, SessionLimits(), lambda: 0.0)
+    conn = Connection(session, t, SendQueue(10, 10_000, FlushTick(0.05)))
+    writer = asyncio.create_task(conn.run_writer())
     conn.push('{"i":0}')
     await asyncio.sleep(0.01)
     conn.push('{"i":1}')
@@ -94,3 +96,102 @@ async def test_linger_gathers_events_into_one_frame() -> None:
     assert [json.loads(f) for f in t.sent] == [[{"i": 0}, {"i": 1}]]
     conn.request_close(CloseCode.NORMAL, "bye")
     await asyncio.wait_for(writer, 1)
+
+
+async def test_one_tick_wakes_every_queue_that_joined_it() -> None:
+    tick = FlushTick(0.02)
+    pairs = []
+    for _ in range(3):
+        t = MemoryTransport()
+        session = Session(SessionId("s"), ANONYMOUS, SessionLimits(), lambda: 0.0)
+        conn = Connection(session, t, SendQueue(10, 10_000, tick))
+        pairs.append((conn, t, asyncio.create_task(conn.run_writer())))
+    for conn, _, _ in pairs:
+        conn.push('{"i":0}')
+    await asyncio.sleep(0.005)
+    assert all(t.sent == [] for _, t, _ in pairs)
+    for conn, _, _ in pairs:
+        conn.push('{"i":1}')
+    await asyncio.sleep(0.05)
+    assert all([json.loads(f) for f in t.sent] == [[{"i": 0}, {"i": 1}]] for _, t, _ in pairs)
+    for conn, _, writer in pairs:
+        conn.request_close(CloseCode.NORMAL, "bye")
+        await asyncio.wait_for(writer, 1)
+
+
+class FakeDirect:
+    def __init__(self, writable: bool = True) -> None:
+        self.ok = writable
+        self.frames: list[bytes] = []
+
+    def writable(self) -> bool:
+        return self.ok
+
+    def write(self, frame: bytes) -> None:
+        self.frames.append(frame)
+
+
+def _direct_conn(tick: FlushTick, direct: FakeDirect) -> tuple[Connection, MemoryTransport]:
+    t = MemoryTransport()
+    session = Session(SessionId("s"), ANONYMOUS, SessionLimits(), lambda: 0.0)
+    return Connection(session, t, SendQueue(10, 10_000, tick, direct)), t
+
+
+async def test_tick_writes_idle_sockets_directly_sharing_one_frame() -> None:
+    tick = FlushTick(0.01)
+    conns = [_direct_conn(tick, FakeDirect()) for _ in range(3)]
+    writers = [asyncio.create_task(c.run_writer()) for c, _ in conns]
+    await asyncio.sleep(0)
+    for frame in ('{"i":0}', '{"i":1}'):
+        for conn, _ in conns:
+            conn.push(frame)
+    await asyncio.sleep(0.03)
+    sent = [c.queue._direct.frames for c, _ in conns]  # type: ignore[union-attr]
+    assert all(len(f) == 1 for f in sent)
+    assert sent[0][0] is sent[1][0] is sent[2][0], "built once, shared"
+    assert sent[0][0] == text_frame('[{"i":0},{"i":1}]')
+    assert all(t.sent == [] for _, t in conns), "the writer tasks did not send"
+    for (conn, _), writer in zip(conns, writers, strict=True):
+        conn.request_close(CloseCode.NORMAL, "bye")
+        await asyncio.wait_for(writer, 1)
+
+
+async def test_a_socket_that_is_not_writable_gets_the_writer_path() -> None:
+    tick = FlushTick(0.01)
+    conn, t = _direct_conn(tick, FakeDirect(writable=False))
+    writer = asyncio.create_task(conn.run_writer())
+    await asyncio.sleep(0)
+    conn.push('{"i":0}')
+    await asyncio.sleep(0.03)
+    assert t.sent == ['{"i":0}']
+    conn.request_close(CloseCode.NORMAL, "bye")
+    await asyncio.wait_for(writer, 1)
+
+
+async def test_a_busy_writer_keeps_the_order_by_sending_itself() -> None:
+    tick = FlushTick(0.01)
+    direct = FakeDirect()
+    conn, t = _direct_conn(tick, direct)
+    writer = asyncio.create_task(conn.run_writer())
+    await asyncio.sleep(0)
+    t.gate.clear()
+    direct.ok = False
+    conn.push('{"i":0}')
+    await asyncio.sleep(0.03)  # the writer took it and is stuck sending
+    direct.ok = True
+    conn.push('{"i":1}')
+    await asyncio.sleep(0.03)
+    assert direct.frames == []  # not written around the frame in flight
+    t.gate.set()
+    await asyncio.sleep(0.03)
+    assert t.sent == ['{"i":0}', '{"i":1}']
+    conn.request_close(CloseCode.NORMAL, "bye")
+    await asyncio.wait_for(writer, 1)
+
+
+def test_text_frame_headers() -> None:
+    assert text_frame("hi") == b"\x81\x02hi"
+    assert text_frame("é" * 100)[:4] == b"\x81\x7e\x00\xc8"
+    big = text_frame("x" * 70_000)
+    assert big[:2] == b"\x81\x7f" and int.from_bytes(big[2:10], "big") == 70_000
+    assert len(big) == 10 + 70_000
