@@ -10,7 +10,6 @@ backplane and reports the outcome back.
 from __future__ import annotations
 
 import asyncio
-import gc
 import logging
 import time
 from collections.abc import Callable, Coroutine, Iterable
@@ -41,26 +40,6 @@ _encoder = msgspec.json.Encoder()
 
 def now_ms() -> int:
     return time.time_ns() // 1_000_000
-
-
-GC_THRESHOLDS = (20_000, 20, 50)
-"""Young collections every 20k allocations instead of 700: fan-out allocates a few short-lived
-containers per delivery (futures, ASGI messages), and the default thresholds spent 13-18% of a
-busy instance's CPU collecting them."""
-_gc_tuned = False
-
-
-def tune_gc() -> None:
-    """Once per process, when the first client connects (start-up is over by then): freeze
-    what start-up allocated (modules, app, settings) so no collection walks it again, and
-    raise the thresholds."""
-    global _gc_tuned
-    if _gc_tuned:
-        return
-    _gc_tuned = True
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(*GC_THRESHOLDS)
 
 
 class Hub:
@@ -119,7 +98,6 @@ class Hub:
     # --- connections
 
     def register(self, conn: Connection) -> None:
-        tune_gc()
         self.connections.add(conn)
 
     def unregister(self, conn: Connection) -> None:
