@@ -95,7 +95,10 @@ def test_each_sampled_execution_is_validated_once_even_when_an_instance_dies(
             time.sleep(0.1)
     ids = [v["execution_id"] for v in validations]
     assert len(ids) == EXECUTIONS and set(ids) == executed  # all of them, each once
-    assert {v["oracle"] for v in validations} == {"llm"}
+    # `llm`, or `cases` for an execution whose answer the killed instance had already kept as
+    # a case (the llm oracle stores its answers) before it could store the validation.
+    oracles = [v["oracle"] for v in validations]
+    assert set(oracles) <= {"llm", "cases"} and oracles.count("llm") > EXECUTIONS // 2
     assert all(v["match"] for v in validations)
     assert len(llm.requests) >= EXECUTIONS  # the oracle was asked for each (some twice:
     # a claim the killed instance held is asked again; its validation is stored only once)
