@@ -40,13 +40,12 @@ class ExamplesGenerator:
                               request.input_schema, request.output_schema)
 
     async def precheck(self, task: TaskRecord, cases: list[Case]) -> None:
-        """Raises UnsupportedTask for a shape it cannot learn (learning is quick: it is tried)."""
-        request = GenerationRequest(task_id=task.id, task_name=task.name,
-                                    description=task.description,
-                                    input_schema=task.input_schema,
-                                    output_schema=task.output_schema, cases=cases)
+        """Raises UnsupportedTask for a shape it cannot learn (the shape checks alone: the
+        learning itself runs once, in the job)."""
+        pairs = [(c.input, c.output) for c in cases]
         try:
-            await anyio.to_thread.run_sync(self._learn, request)
+            await anyio.to_thread.run_sync(examples.check_shape, pairs, task.input_schema,
+                                           task.output_schema)
         except ValueError as exc:
             raise Unprocessable("invalid_cases", f"the task's cases cannot be learned from:"
                                 f" {exc}") from None

@@ -463,6 +463,32 @@ def _cross_validated(docs: list[list[str]], ys: list[int], labels: list[str],
     return right / len(docs)
 
 
+def check_shape(cases: list[tuple[Any, Any]], input_schema: dict[str, Any],
+                output_schema: dict[str, Any]) -> None:
+    """What `learn` refuses before it learns anything (UnsupportedTask, ValueError), at a
+    fraction of its cost: for refusing a request before a job starts."""
+    _shape(cases, input_schema, output_schema)
+
+
+def _shape(cases: list[tuple[Any, Any]], input_schema: dict[str, Any],
+           output_schema: dict[str, Any]) -> tuple[list[str], list[str], str | None,
+                                                   list[list[str]]]:
+    """The labels, labels never seen, the text field and each case's features."""
+    inputs = [inp for inp, _ in cases]
+    outputs = [out for _, out in cases]
+    labels, unseen = _labels(outputs, output_schema)
+    field = _text_field(inputs, input_schema)
+    for value in inputs:
+        text = value if field is None else (value.get(field) if isinstance(value, dict) else 0)
+        if not isinstance(text, str):
+            where = "a string" if field is None else f"an object with a string {field!r}"
+            raise ValueError(f"a case input is not {where}: {value!r:.80}")
+    docs = [sorted(features(_text_of(value, field))) for value in inputs]
+    if not any(docs):
+        raise UnsupportedTask("the cases' texts have no words to learn from")
+    return labels, unseen, field, docs
+
+
 def learn(cases: list[tuple[Any, Any]], input_schema: dict[str, Any],
           output_schema: dict[str, Any], *, max_features: int = 300,
           strategy: str | None = None, epochs: int = 30, seed: int = 0) -> LearnedProgram:
@@ -476,19 +502,9 @@ def learn(cases: list[tuple[Any, Any]], input_schema: dict[str, Any],
         raise ValueError("max_features must be at least 1")
     if strategy is not None and strategy not in STRATEGIES:
         raise ValueError(f"unknown strategy {strategy!r} (known: {', '.join(STRATEGIES)})")
-    inputs = [inp for inp, _ in cases]
+    labels, unseen, field, docs = _shape(cases, input_schema, output_schema)
     outputs = [out for _, out in cases]
-    labels, unseen = _labels(outputs, output_schema)
-    field = _text_field(inputs, input_schema)
-    for value in inputs:
-        text = value if field is None else (value.get(field) if isinstance(value, dict) else 0)
-        if not isinstance(text, str):
-            where = "a string" if field is None else f"an object with a string {field!r}"
-            raise ValueError(f"a case input is not {where}: {value!r:.80}")
-    docs = [sorted(features(_text_of(value, field))) for value in inputs]
     ys = [labels.index(out) for out in outputs]
-    if not any(docs):
-        raise UnsupportedTask("the cases' texts have no words to learn from")
 
     scores = {name: _cross_validated(docs, ys, labels, name, max_features, epochs, seed)
               for name in STRATEGIES} if strategy is None else {}
