@@ -13,7 +13,6 @@ missing, `success: true` without `code`) is a `bad_reply` of the RemoteCall.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
 import httpx
@@ -27,7 +26,7 @@ from loopai.core.generation.base import (
     GenerationRequest,
     Progress,
 )
-from loopai.core.generation.resilience import BadReply, RemoteCall
+from loopai.core.generation.resilience import BadReply, RemoteCall, http_client
 
 if TYPE_CHECKING:
     from loopai.config import Settings
@@ -76,14 +75,8 @@ class HttpGenerator:
     def __repr__(self) -> str:
         return f"HttpGenerator(base_url={self.base_url!r})"
 
-    @contextlib.asynccontextmanager
-    async def _http(self) -> AsyncIterator[httpx.AsyncClient]:
-        if self._client is not None:
-            yield self._client
-            return
-        async with httpx.AsyncClient(timeout=httpx.Timeout(self.remote.timeout_s),
-                                     follow_redirects=False) as client:
-            yield client
+    def _http(self) -> contextlib.AbstractAsyncContextManager[httpx.AsyncClient]:
+        return http_client(self._client, self.remote.timeout_s)
 
     @staticmethod
     def request_body(request: GenerationRequest) -> dict[str, Any]:

@@ -23,7 +23,6 @@ every failure message (RemoteCall) and is not kept in this object's repr.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
 import httpx
@@ -44,7 +43,7 @@ from loopai.core.generation.prompt import (
     extract_code,
     follow_up,
 )
-from loopai.core.generation.resilience import BadReply, RemoteCall
+from loopai.core.generation.resilience import BadReply, RemoteCall, http_client
 
 if TYPE_CHECKING:
     from loopai.config import Settings
@@ -122,14 +121,8 @@ class OpenAIGenerator:
     def __repr__(self) -> str:
         return f"OpenAIGenerator(base_url={self.base_url!r}, model={self.model!r})"
 
-    @contextlib.asynccontextmanager
-    async def _http(self) -> AsyncIterator[httpx.AsyncClient]:
-        if self._client is not None:
-            yield self._client
-            return
-        async with httpx.AsyncClient(timeout=httpx.Timeout(self.remote.timeout_s),
-                                     follow_redirects=False) as client:
-            yield client
+    def _http(self) -> contextlib.AbstractAsyncContextManager[httpx.AsyncClient]:
+        return http_client(self._client, self.remote.timeout_s)
 
     async def _chat(self, client: httpx.AsyncClient, messages: list[dict[str, str]],
                     **extra: Any) -> ChatReply:

@@ -39,10 +39,11 @@ Metrics (`loopai_generator_*`, on the registry given):
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 import weakref
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import httpx
@@ -347,3 +348,15 @@ class RemoteCall:
 def _snippet(text: str) -> str:
     text = " ".join(text.split())
     return text if len(text) <= _SNIPPET else text[:_SNIPPET] + "…"
+
+
+@contextlib.asynccontextmanager
+async def http_client(given: httpx.AsyncClient | None,
+                      timeout_s: float) -> AsyncIterator[httpx.AsyncClient]:
+    """The client a backend was given (tests), else a fresh one for this call."""
+    if given is not None:
+        yield given
+        return
+    async with httpx.AsyncClient(timeout=httpx.Timeout(timeout_s),
+                                 follow_redirects=False) as client:
+        yield client
