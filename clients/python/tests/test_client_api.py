@@ -40,8 +40,11 @@ def server() -> Iterator[HubProcess]:
 
 def test_a_task_from_creation_to_records(server: HubProcess) -> None:
     with ApiClient(server.http) as api:
+        # sampling_rate 0: only the forced execution below is sampled (0.1 sampled the batch
+        # item one run in ten).
         task = api.create_task(f"py-{uuid.uuid4().hex[:8]}", INPUT, OUTPUT,
-                               examples=[{"input": {"text": "love"}, "output": "positive"}])
+                               examples=[{"input": {"text": "love"}, "output": "positive"}],
+                               sampling_rate=0.0)
         artifact = api.upload_artifact(task.id, CLASSIFIER, activate=True, llm_model="m1")
         assert (artifact.status, artifact.version, artifact.llm_model) == ("active", 1, "m1")
         assert artifact.complexity_metrics is not None
