@@ -37,7 +37,16 @@ const PAGE = `<!doctype html><meta charset="utf-8"><title>loopai client</title>
     for (let n = 0; n < 5; n++) await hub.publish('browser.demo', 'tick', { n });
     await wait(() => got.length >= 5);
     await fetch('/cut');                       // the test cuts the link under the page
-    for (let n = 5; n < 10; n++) await hub.publish('browser.demo', 'tick', { n }); // waits for the reconnect
+    // A publish sent as the cut lands fails with "connection lost before the reply": retried
+    // with the same idempotency key, as docs/protocol.md says to; later ones wait for the reconnect.
+    const publish = async (n) => {
+      for (;;) {
+        try { return await hub.publish('browser.demo', 'tick', { n }, { idempotencyKey: 'tick-' + n }); }
+        catch (err) { if (!String(err).includes('connection lost')) throw err; }
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    };
+    for (let n = 5; n < 10; n++) await publish(n);
     await wait(() => got.length >= 10);
     await report({ ok: true, got, states, nativeWs: !('terminate' in WebSocket.prototype) });
     await hub.close();
