@@ -16,13 +16,10 @@ from litestar.di import Provide
 from prometheus_client import CollectorRegistry
 
 from loopai import memory
+from loopai.api import hooks
 from loopai.api.allow import AllowHeader
-from loopai.api.bodies import check_body
-from loopai.api.errors import (
-    EXCEPTION_HANDLERS,
-    add_request_id_header,
-    request_id_middleware,
-)
+from loopai.api.edge import Edge
+from loopai.api.errors import EXCEPTION_HANDLERS
 from loopai.api.http_metrics import HttpMetrics
 from loopai.api.openapi import finish_document, openapi_config
 from loopai.api.rate_limit import rate_limit
@@ -42,7 +39,6 @@ from loopai.config import Settings
 from loopai.core.runtime import Domain
 from loopai.dashboard import routes as dashboard
 from loopai.errors import BackplaneUnavailable
-from loopai.hub.asgi_transport import transport_middleware
 from loopai.hub.auth import Authenticator
 from loopai.hub.backplane.base import Backplane
 from loopai.hub.backplane.memory import MemoryBackplane
@@ -182,7 +178,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
         *loop.ROUTES,
         *dashboard.ROUTES,
     ]
-    middleware: list[Any] = [request_id_middleware, http_metrics.middleware, transport_middleware]
+    hooks.install(route_handlers)
+    middleware: list[Any] = []
     if settings.http_rate_limit > 0:
         middleware.append(rate_limit(settings.http_rate_limit).middleware)
     allow = AllowHeader()
@@ -197,18 +194,17 @@ def create_app(settings: Settings | None = None) -> Litestar:
                       "domain": Provide(lambda: domain, sync_to_thread=False)},
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
         middleware=middleware,
-        before_send=[add_request_id_header, allow],
         cors_config=CORSConfig(
             allow_origins=origins.cors_origins(),
             allow_headers=["Authorization", "Content-Type"],
             expose_headers=["X-Request-ID"],
         ),
-        before_request=check_body,
         request_max_body_size=1_048_576,
         openapi_config=openapi,
         debug=False,
     )
     allow.bind(app)
+    Edge.install(app, http_metrics, allow)
     return app
 
 

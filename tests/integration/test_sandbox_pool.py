@@ -160,3 +160,58 @@ async def test_many_timeouts_in_a_row_leave_a_working_pool(pool: SandboxPool) ->
     results = await asyncio.gather(*(pool.run("loop", loop, None, 200) for _ in range(4)))
     assert {r.status for r in results} == {"timeout"}
     assert (await pool.run("echo", ECHO, [1], 5000)).output == [1]
+
+
+async def test_calls_that_queue_share_round_trips_and_each_gets_its_own_answer() -> None:
+    sandbox = SandboxPool(workers=2, memory_mb=256, cpu_seconds=5, task_concurrency=1)
+    await sandbox.start()
+    try:
+        results = await asyncio.gather(*(sandbox.run("echo", ECHO, i, 5000, tenant="t")
+                                         for i in range(40)))
+        assert [r.output for r in results] == list(range(40))
+        assert all(r.status == "success" for r in results)
+        # One slot for the tenant: the 39 calls that queued behind the first went together.
+        assert sandbox.stats()["round_trips"] < 10
+    finally:
+        await sandbox.close()
+
+
+HANG_ON_7 = (
+    "def run(n):\n"
+    "    if n == 7:\n"
+    "        while True:\n"
+    "            try:\n"
+    "                pass\n"
+    "            except BaseException:\n"
+    "                pass\n"
+    "    return n\n"
+)
+
+
+async def test_a_call_that_hangs_its_worker_times_out_alone_and_the_rest_still_run() -> None:
+    sandbox = SandboxPool(workers=2, memory_mb=256, cpu_seconds=5, task_concurrency=1)
+    await sandbox.start()
+    try:
+        first = asyncio.ensure_future(sandbox.run("h", HANG_ON_7, 0, 5000, tenant="t"))
+        results = await asyncio.gather(*(sandbox.run("h", HANG_ON_7, i,
+                                                     1000 if i == 7 else 10_000, tenant="t")
+                                         for i in range(1, 12)))
+        assert (await first).output == 0
+        by_input = dict(zip(range(1, 12), results, strict=True))
+        assert by_input[7].status == "timeout"
+        assert {i: r.output for i, r in by_input.items() if i != 7} == {
+            i: i for i in range(1, 12) if i != 7}
+    finally:
+        await sandbox.close()
+
+
+async def test_closing_the_pool_answers_every_waiting_call() -> None:
+    sandbox = SandboxPool(workers=1, memory_mb=256, cpu_seconds=5, task_concurrency=1)
+    await sandbox.start()
+    slow = "def run(x):\n    n = 0\n    for i in range(10_000_000):\n        n += i\n    return x\n"
+    calls = [asyncio.ensure_future(sandbox.run("s", slow, i, 10_000)) for i in range(5)]
+    await asyncio.sleep(0.1)  # noqa: ASYNC110  (let the first round trip start)
+    await sandbox.close()
+    results = await asyncio.wait_for(asyncio.gather(*calls), 5)
+    assert all(r.status == "error" and "closed" in (r.error_message or "") for r in results), \
+        results

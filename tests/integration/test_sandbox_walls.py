@@ -129,7 +129,7 @@ async def test_patching_the_worker_changes_no_other_program(pool: SandboxPool) -
                "def run(input):\n"
                "    worker = sys.modules['loopai.core.sandbox.worker']\n"
                "    forged = worker.Response('success', output_json=b'\"forged\"')\n"
-               "    worker.Worker.handle = lambda self, request: forged\n"
+               "    worker.Worker.handle = lambda self, *request: forged\n"
                "    return 'patched'\n")
     assert (await pool.run("patcher", patcher, None, 3000, policy=False)).output == "patched"
     others = [await pool.run(f"victim-{i}", ECHO, i, 3000) for i in range(3)]

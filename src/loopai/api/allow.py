@@ -2,14 +2,16 @@
 
 Litestar makes a path's OPTIONS handler with its first route handler and keeps it when
 handlers of other methods join the path later, so `OPTIONS /api/v1/tasks` said
-`Allow: OPTIONS, POST` without GET. This `before_send` hook writes the path's whole list.
+`Allow: OPTIONS, POST` without GET. `rewrite` (called by `api/edge.py` on OPTIONS answers)
+writes the path's whole list.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 from litestar import Litestar
 from litestar.routes import HTTPRoute
-from litestar.types import Message, Scope
 
 
 class AllowHeader:
@@ -21,9 +23,8 @@ class AllowHeader:
             if isinstance(route, HTTPRoute):
                 self.allow[route.path_format] = ", ".join(sorted(route.methods)).encode()
 
-    async def __call__(self, message: Message, scope: Scope) -> None:
-        if message["type"] != "http.response.start" or scope.get("method") != "OPTIONS":
-            return
+    def rewrite(self, message: dict[str, Any], scope: dict[str, Any]) -> None:
+        """On an OPTIONS handler's `http.response.start`, the path's every method."""
         allow = self.allow.get(scope.get("path_template", ""))
         headers = list(message.get("headers", []))
         if allow is None or not any(name.lower() == b"allow" for name, _ in headers):

@@ -4,9 +4,9 @@ in nesting, every refusal in the one error shape.
 Litestar reads a `data` body with `strict=False` (so `"timeout_ms": "5"` passed as 5),
 does not look at the content type (form and text bodies were read as JSON), reports a
 missing body as `'data'`, and recurses into deeply nested JSON until RecursionError (500).
-`check_body` runs as the app's `before_request` hook, after the guards and before the
-handler's arguments are parsed; it refuses all of these, and what it lets through parses
-the same way in Litestar's own pass.
+`check_body` runs in the route's `before_request` hook (`hooks.py`), after the guards and
+before the handler's arguments are parsed; it refuses all of these, and hands Litestar the
+value it decoded, so a body is decoded once.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from typing import Any
 import anyio.to_thread
 import msgspec
 from litestar import Request
+from litestar.utils.scope.state import ScopeState
 
 from loopai.api.errors import ApiError
 from loopai.core.models import FieldError
@@ -88,10 +89,13 @@ async def check_body(request: Request[Any, Any, Any]) -> None:
         raise _refuse("the request body nests too deeply",
                       f"nested deeper than {MAX_JSON_DEPTH} levels")
     try:
-        _decoder(data.annotation).decode(body)
+        value = _decoder(data.annotation).decode(body)
     except msgspec.ValidationError as exc:
         raise ApiError(400, "validation_error", "the request body is invalid",
                        [field_error(exc)]) from None
     except msgspec.DecodeError as exc:
         raise _refuse("the request body is not valid JSON", str(exc)) from None
+    # Litestar reads the body as JSON from here rather than decoding it again; the typed
+    # value passes through its conversion to the handler's argument unchanged.
+    ScopeState.from_scope(request.scope).json = value
     return None

@@ -8,24 +8,21 @@ from __future__ import annotations
 
 import logging
 import sqlite3
-import time
 from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
 import msgspec
 from litestar import Request, Response
-from litestar.enums import ScopeType
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.openapi.spec import Example
-from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
+from loopai.api.edge import request_id_from
 from loopai.core.errors import DomainError
 from loopai.core.paging import InvalidPageCursor
 from loopai.core.store.database import DatabaseUnavailable
 from loopai.errors import BackplaneUnavailable
-from loopai.ids import fresh_id
 from loopai.logs import redact
 
 log = logging.getLogger("loopai.api")
@@ -81,8 +78,7 @@ def request_id(request: Request[Any, Any, Any]) -> str:
     state = request.scope.setdefault("state", {})
     rid = state.get("request_id")
     if not rid:
-        rid = request.headers.get("x-request-id", "")[:128] or fresh_id()
-        state["request_id"] = rid
+        rid = state["request_id"] = request_id_from(request.scope["headers"])
     return str(rid)
 
 
@@ -204,40 +200,6 @@ EXCEPTION_HANDLERS: dict[type[Exception], Any] = {
     sqlite3.IntegrityError: _handle_integrity,
     Exception: _handle_unexpected,
 }
-
-
-async def add_request_id_header(message: Message, scope: Scope) -> None:
-    """A `before_send` hook, so responses made from exceptions raised in middleware (429,
-    413) carry the header too: hooks wrap the app's outermost `send`."""
-    if message["type"] != "http.response.start":
-        return
-    state = scope.setdefault("state", {})
-    rid = state.get("request_id") or fresh_id()
-    state["request_id"] = rid
-    headers = list(message.get("headers", []))
-    headers.append((b"x-request-id", rid.encode("latin-1")))
-    message["headers"] = headers
-
-
-def request_id_middleware(app: ASGIApp) -> ASGIApp:
-    """Takes `X-Request-ID` from the request (or makes one) and returns it on every response."""
-
-    async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != ScopeType.HTTP:
-            await app(scope, receive, send)
-            return
-        rid = ""
-        for name, value in scope["headers"]:
-            if name == b"x-request-id":
-                rid = value.decode("latin-1")[:128]
-                break
-        rid = rid or fresh_id()
-        scope.setdefault("state", {})["request_id"] = rid
-        scope["state"]["request_started"] = time.perf_counter()
-
-        await app(scope, receive, send)
-
-    return middleware
 
 
 _DESCRIPTIONS = {

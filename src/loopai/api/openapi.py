@@ -37,6 +37,7 @@ from litestar.routes import HTTPRoute
 from loopai import __version__
 from loopai.api.errors import ErrorBody
 from loopai.api.examples import EXAMPLES
+from loopai.api.hooks import guards_of
 
 BEARER = "bearer"
 _REF = "#/components/schemas/{name}"
@@ -128,7 +129,7 @@ def _body(operation: Operation, handler: HTTPRouteHandler) -> None:
 
 
 def _security(operation: Operation, handler: HTTPRouteHandler, auth_enabled: bool) -> None:
-    guards = handler.resolve_guards()
+    guards = guards_of(handler)
     if not guards:
         operation.security = []  # public: no credential, auth on or off
         return

@@ -16,8 +16,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from litestar.enums import ScopeType
-from litestar.types import ASGIApp, Receive, Scope, Send
+from litestar.types import Scope, Send
 
 STATE_KEY = "loopai_transport"
 PROTOCOL_KEY = "loopai_ws_protocol"
@@ -97,18 +96,13 @@ class DirectSocket:
         self._transport.write(frame)
 
 
-def transport_middleware(app: ASGIApp) -> ASGIApp:
-    """Records the raw transport of WebSocket connections in the scope's state."""
-
-    async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == ScopeType.WEBSOCKET:
-            transport = find_transport(send)
-            if transport is not None:
-                # Top-level scope keys: Litestar replaces `scope["state"]` for the handler,
-                # which lost what was put there (and with it the abort below).
-                raw: Any = scope
-                raw[STATE_KEY] = transport
-                raw[PROTOCOL_KEY] = find_protocol(send)
-        await app(scope, receive, send)
-
-    return middleware
+def record_transport(scope: Scope, send: Send) -> None:
+    """Records a WebSocket connection's raw transport and protocol in its scope (called by
+    `api/edge.py`, in front of Litestar, where `send` is still the server's own)."""
+    transport = find_transport(send)
+    if transport is not None:
+        # Top-level scope keys: Litestar replaces `scope["state"]` for the handler, which
+        # lost what was put there (and with it the abort below).
+        raw: Any = scope
+        raw[STATE_KEY] = transport
+        raw[PROTOCOL_KEY] = find_protocol(send)

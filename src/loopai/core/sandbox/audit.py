@@ -100,7 +100,7 @@ import sys
 def run(input):
     worker = sys.modules['loopai.core.sandbox.worker']
     forged = worker.Response('success', output_json=b'"forged"')
-    worker.Worker.handle = lambda self, request: forged
+    worker.Worker.handle = lambda self, *request: forged
     return 'patched'
 """
 _UNTOUCHED = "do not touch"

@@ -21,7 +21,7 @@ import signal
 import socket
 import sys
 import tempfile
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from typing import Any
 
 import msgspec
@@ -35,6 +35,7 @@ from loopai.core.sandbox.protocol import (
     Kill,
     Load,
     Request,
+    Response,
     Spawn,
     encoder,
     exited_decoder,
@@ -49,6 +50,10 @@ log = logging.getLogger("loopai.sandbox")
 KILL_GRACE_S = 0.5
 """Time a worker gets beyond the call's timeout to answer on its own before it is killed."""
 START_TIMEOUT_S = 20.0
+MAX_BATCH = 64
+"""Calls one round trip to a worker carries at most (they run one after another there)."""
+MAX_BATCH_BYTES = 4 * 1024 * 1024
+"""And their inputs' size at most (a larger single input still goes, alone)."""
 EXIT_REPORT_WAIT_S = 1.0
 
 
@@ -102,6 +107,9 @@ class _Worker:
 
     def send(self, message: msgspec.Struct) -> None:
         self.writer.write(frame(message))
+
+    def send_batch(self, requests: list[Request]) -> None:
+        self.writer.write(frame(requests))
 
     def close(self) -> None:
         with contextlib.suppress(Exception):
@@ -176,6 +184,75 @@ class _Zygote:
         self._reports_writer.close()
 
 
+class _Call:
+    """One `run` call: its input, when it was queued and must be answered by, its answer."""
+
+    __slots__ = ("abandoned", "deadline", "future", "input_json", "queued_at", "taken",
+                 "timeout_ms")
+
+    def __init__(self, input_json: bytes, queued_at: float, deadline: float, timeout_ms: int,
+                 future: asyncio.Future[RunResult]) -> None:
+        self.input_json = input_json
+        self.queued_at = queued_at
+        self.deadline = deadline
+        self.timeout_ms = timeout_ms
+        self.future = future
+        self.taken = False
+        self.abandoned = False
+
+    def settle(self, result: RunResult) -> None:
+        if not self.future.done():
+            self.future.set_result(result)
+
+
+class _Lane:
+    """The calls of one program waiting for a round trip, and how many senders serve them.
+
+    Coalescing: a worker round trip costs two process switches and a few system calls on
+    each side whatever it carries; under load, the calls that queued while the workers
+    were busy go together."""
+
+    def __init__(self, key: str, code: str, policy: bool, tenant: str) -> None:
+        self.key = key
+        self.code = code
+        self.policy = policy
+        self.tenant = tenant
+        self.waiting: deque[_Call] = deque()
+        self.senders = 0
+
+    def _drop_settled(self) -> None:
+        while self.waiting and (self.waiting[0].future.done() or self.waiting[0].abandoned):
+            self.waiting.popleft()
+
+    def pending(self) -> bool:
+        self._drop_settled()
+        return bool(self.waiting)
+
+    def take(self, limit: int, max_bytes: float) -> list[_Call]:
+        """Up to `limit` waiting calls (and `max_bytes` of input, but at least one)."""
+        batch: list[_Call] = []
+        size = 0
+        while self.waiting and len(batch) < limit:
+            call = self.waiting[0]
+            if call.future.done() or call.abandoned:
+                self.waiting.popleft()
+                continue
+            size += len(call.input_json)
+            if batch and size > max_bytes:
+                break
+            self.waiting.popleft()
+            call.taken = True
+            batch.append(call)
+        return batch
+
+    def retry(self, calls: list[_Call]) -> None:
+        """Calls a round trip did not get to (its worker died or hung) go first again."""
+        for call in reversed(calls):
+            call.taken = False
+            if not call.future.done():
+                self.waiting.appendleft(call)
+
+
 class _Gate:
     """A tenant's share: at most `limit` of its calls hold a slot at once."""
 
@@ -202,6 +279,8 @@ class SandboxPool:
         self.walls: list[str] = []
         self._running = asyncio.Semaphore(workers)
         self._gates: dict[str, _Gate] = {}
+        self._lanes: dict[str, _Lane] = {}
+        self._senders: set[asyncio.Task[None]] = set()
         self._idle: IdleWorkers[_Worker] = IdleWorkers()
         self._live = 0
         self._zygote: _Zygote | None = None
@@ -209,7 +288,7 @@ class SandboxPool:
         self._root = ""
         self._closed = False
         self._stats = {"restarts": 0, "cache_hits": 0, "cache_misses": 0, "timeouts": 0,
-                       "busy": 0, "spawned": 0, "evicted": 0}
+                       "busy": 0, "spawned": 0, "evicted": 0, "round_trips": 0}
 
     @property
     def missing_walls(self) -> list[str]:
@@ -330,6 +409,10 @@ class SandboxPool:
         if self._closed:
             return
         self._closed = True
+        senders = list(self._senders)
+        for sender in senders:
+            sender.cancel()
+        await asyncio.gather(*senders, return_exceptions=True)
         for worker in list(self._idle):
             self._idle.remove(worker)
             self._retire(worker)
@@ -345,7 +428,10 @@ class SandboxPool:
 
     async def run(self, key: str, code: str, input: Any, timeout_ms: int,
                   tenant: str | None = None, policy: bool = True) -> RunResult:
-        """Runs `code`'s entry point on `input`; `timeout_ms` covers the wait for a slot too."""
+        """Runs `code`'s entry point on `input`; `timeout_ms` covers the wait for a slot too.
+
+        Calls of one program that arrive while its workers are busy wait in its lane, and
+        the next round trip takes them together (`_Lane`)."""
         if self._closed:
             raise SandboxClosed("the sandbox pool is closed")
         try:
@@ -353,74 +439,120 @@ class SandboxPool:
         except (TypeError, ValueError) as exc:
             return RunResult("error", error_message=f"input is not JSON: {exc}")
         loop = asyncio.get_running_loop()
-        queued_at = loop.time()
-        deadline = queued_at + timeout_ms / 1000
-        name = tenant or key
-        gate = self._gates.get(name)
-        if gate is None:
-            gate = self._gates[name] = _Gate(self.task_concurrency)
-        gate.users += 1
+        now = loop.time()
+        call = _Call(input_json, now, now + timeout_ms / 1000, timeout_ms, loop.create_future())
+        lane_key = key if policy else f"no-policy:{key}"
+        lane = self._lanes.get(lane_key)
+        if lane is None:
+            lane = self._lanes[lane_key] = _Lane(lane_key, code, policy, tenant or key)
+        lane.waiting.append(call)
+        expiry = loop.call_at(call.deadline, self._expire, lane, call)
+        if lane.senders < self.task_concurrency:
+            lane.senders += 1
+            sender = loop.create_task(self._send(lane))
+            self._senders.add(sender)
+            sender.add_done_callback(self._senders.discard)
         try:
-            try:
-                async with asyncio.timeout_at(deadline):
-                    await gate.semaphore.acquire()
-            except TimeoutError:
-                return self._queued_timeout(timeout_ms, loop.time() - queued_at)
-            try:
-                try:
-                    async with asyncio.timeout_at(deadline):
-                        await self._running.acquire()
-                except TimeoutError:
-                    return self._queued_timeout(timeout_ms, loop.time() - queued_at)
-                try:
-                    return await self._call(key if policy else f"no-policy:{key}", code, policy,
-                                            input_json, deadline, timeout_ms)
-                finally:
-                    self._running.release()
-            finally:
-                gate.semaphore.release()
+            return await call.future
         finally:
-            gate.users -= 1
-            if gate.users == 0:
-                del self._gates[name]
+            expiry.cancel()
+            call.abandoned = True  # taken calls finish anyway; waiting ones are skipped
+
+    def _expire(self, lane: _Lane, call: _Call) -> None:
+        """A call's deadline passed while it still waited for a slot."""
+        if not call.taken and not call.future.done():
+            call.future.set_result(self._queued_timeout(call.timeout_ms,
+                                                        call.deadline - call.queued_at))
 
     def _queued_timeout(self, timeout_ms: int, waited_s: float) -> RunResult:
         self._stats["timeouts"] += 1
         return RunResult("timeout", error_message=f"timed out after {timeout_ms} ms waiting"
                          " for a sandbox slot", latency_ms=round(waited_s * 1000, 3))
 
-    async def _call(self, key: str, code: str, policy: bool, input_json: bytes,
-                    deadline: float, timeout_ms: int) -> RunResult:
+    def _gate(self, tenant: str) -> _Gate:
+        gate = self._gates.get(tenant)
+        if gate is None:
+            gate = self._gates[tenant] = _Gate(self.task_concurrency)
+        return gate
+
+    async def _send(self, lane: _Lane) -> None:
+        """One of a lane's senders (at most `task_concurrency`): while calls wait, take a
+        tenant slot and a pool slot, then as many waiting calls as one round trip carries."""
+        gate = self._gate(lane.tenant)
+        gate.users += 1
+        batch: list[_Call] = []
+        try:
+            while lane.pending():
+                async with gate.semaphore, self._running:
+                    batch = lane.take(MAX_BATCH, MAX_BATCH_BYTES)
+                    if batch:
+                        await self._round_trip(lane, batch)
+                    batch = []
+        except BaseException as exc:  # the pool closing (cancelled), or a bug: none hangs
+            why = "the sandbox pool is closed" if self._closed else f"sandbox error: {exc!r}"
+            for call in [*batch, *lane.take(len(lane.waiting), float("inf"))]:
+                call.settle(RunResult("error", error_message=why))
+            if not isinstance(exc, Exception):
+                raise
+            log.exception("sandbox sender failed")
+        finally:
+            lane.senders -= 1
+            gate.users -= 1
+            if gate.users == 0:
+                del self._gates[lane.tenant]
+            if lane.senders == 0 and not lane.waiting:
+                self._lanes.pop(lane.key, None)
+
+    async def _round_trip(self, lane: _Lane, batch: list[_Call]) -> None:
+        """Sends `batch` to one worker and settles each call as its answer comes back. Calls
+        after one that killed or hung the worker did not run: they wait again."""
         loop = asyncio.get_running_loop()
         try:
-            worker = await self._worker_for(key, code, policy)
+            worker = await self._worker_for(lane.key, lane.code, lane.policy)
         except (OSError, TimeoutError, asyncio.IncompleteReadError, msgspec.DecodeError) as exc:
             log.warning("could not start a sandbox worker: %s", type(exc).__name__)
-            return RunResult("error", error_message="could not start a sandbox worker")
-        remaining_ms = max(1, int((deadline - loop.time()) * 1000))
+            for call in batch:
+                call.settle(RunResult("error", error_message="could not start a sandbox worker"))
+            return
+        now = loop.time()
         self._stats["busy"] += 1
+        self._stats["round_trips"] += 1
+        done = 0
         keep = False
         try:
-            worker.send(Request(input_json=input_json, timeout_ms=remaining_ms))
+            worker.send_batch([Request(input_json=c.input_json,
+                                       timeout_ms=max(1, int((c.deadline - now) * 1000)))
+                               for c in batch])
             await worker.writer.drain()
-            raw = await asyncio.wait_for(worker.read_frame(), remaining_ms / 1000 + KILL_GRACE_S)
-            response = response_decoder.decode(raw)
+            async with asyncio.timeout_at(batch[0].deadline + KILL_GRACE_S) as limit:
+                for call in batch:
+                    limit.reschedule(max(call.deadline, loop.time()) + KILL_GRACE_S)
+                    response = response_decoder.decode(await worker.read_frame())
+                    worker.memory_mb = response.memory_mb
+                    call.settle(self._result(response, call.timeout_ms))
+                    done += 1
             keep = True
         except TimeoutError:
             self._stats["timeouts"] += 1
-            return RunResult("timeout", error_message=f"timed out after {timeout_ms} ms"
-                             " (worker replaced)", latency_ms=float(remaining_ms))
+            call = batch[done]
+            call.settle(RunResult("timeout", error_message=f"timed out after {call.timeout_ms}"
+                                  " ms (worker replaced)",
+                                  latency_ms=float(max(1, int((call.deadline - now) * 1000)))))
+            done += 1
         except (ConnectionError, asyncio.IncompleteReadError, ValueError,
                 msgspec.DecodeError):
             self._stats["restarts"] += 1
-            return RunResult("error", error_message=await self._death(worker))
+            batch[done].settle(RunResult("error", error_message=await self._death(worker)))
+            done += 1
         finally:
             self._stats["busy"] -= 1
             if keep:
                 self._release(worker)
             else:
                 self._retire(worker, kill=True)
-        worker.memory_mb = response.memory_mb
+        lane.retry(batch[done:])
+
+    def _result(self, response: Response, timeout_ms: int) -> RunResult:
         self._stats["cache_hits" if response.cache_hit else "cache_misses"] += 1
         error = response.error
         if response.status == "timeout":

@@ -3,9 +3,10 @@ msgpack.
 
 The pool sends the zygote `Spawn` (with the worker's socket attached) and `Kill`; the zygote
 reports `Exited` for each child it reaps. A worker greets with `Ready` (the walls it put
-up), takes one `Load` (its program, for its whole life), then answers each `Request` with a
-`Response`. Inputs and outputs travel as JSON bytes: the worker must prove an output is JSON
-(and small enough) anyway, and the server needs JSON in the end.
+up), takes one `Load` (its program, for its whole life), then answers each frame of
+`Request`s (the calls one round trip carries, run one after another) with a `Response` frame
+per request, in order. Inputs and outputs travel as JSON bytes: the worker must prove an
+output is JSON (and small enough) anyway, and the server needs JSON in the end.
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ class Load(msgspec.Struct, array_like=True):
 class Request(msgspec.Struct, array_like=True):
     input_json: bytes
     timeout_ms: int
+    """From when the worker read the frame: later requests of a frame wait for earlier ones."""
 
 
 class Response(msgspec.Struct, array_like=True):
@@ -63,11 +65,11 @@ encoder = msgspec.msgpack.Encoder()
 command_decoder = msgspec.msgpack.Decoder(Spawn | Kill)
 exited_decoder = msgspec.msgpack.Decoder(Exited)
 load_decoder = msgspec.msgpack.Decoder(Load)
-request_decoder = msgspec.msgpack.Decoder(Request)
+request_decoder = msgspec.msgpack.Decoder(list[Request])
 response_decoder = msgspec.msgpack.Decoder(Response)
 ready_decoder = msgspec.msgpack.Decoder(Ready)
 
 
-def frame(message: msgspec.Struct) -> bytes:
+def frame(message: msgspec.Struct | list[Request]) -> bytes:
     body = encoder.encode(message)
     return HEADER.pack(len(body)) + body

@@ -202,13 +202,18 @@ class Worker:
         self.program = Program(self.load.code, self.load.policy)
         return self.program, False
 
-    def handle(self, request: Request) -> Response:
+    def handle(self, request: Request, received: float) -> Response:
+        """Runs one request of a frame read at `received` (its timeout counts from then)."""
         started = time.perf_counter()
         hit = False
+        remaining = request.timeout_ms / 1000 - (started - received)
+        if remaining <= 0:
+            return Response("timeout", error=f"timed out after {request.timeout_ms} ms"
+                            " waiting for the calls before it", cache_hit=self.program is not None)
         try:
             value = msgspec.json.decode(request.input_json)
             _cpu_budget(self.cpu_s)
-            signal.setitimer(signal.ITIMER_REAL, request.timeout_ms / 1000)
+            signal.setitimer(signal.ITIMER_REAL, remaining)
             try:
                 # Defining the program runs its top level, which is program code too.
                 program, hit = self._program()
@@ -270,7 +275,9 @@ def serve(sock: int, config: walls.WallConfig, cpu_s: int, max_output: int) -> N
         worker = Worker(load_decoder.decode(_read_exact(proto_in, size)), cpu_s, max_output)
         while True:
             (size,) = HEADER.unpack(_read_exact(proto_in, HEADER.size))
-            request = request_decoder.decode(_read_exact(proto_in, size))
-            _write_all(proto_out, frame(worker.handle(request)))
+            requests = request_decoder.decode(_read_exact(proto_in, size))
+            received = time.perf_counter()
+            for request in requests:
+                _write_all(proto_out, frame(worker.handle(request, received)))
     except EOFError:
         return
