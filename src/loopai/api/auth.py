@@ -11,13 +11,13 @@ from typing import Any
 from litestar.connection import ASGIConnection
 from litestar.handlers.base import BaseRouteHandler
 
+from loopai.api.edge import header
 from loopai.api.errors import ApiError
 from loopai.hub.auth import Authenticator, Principal
 
 
 def bearer(connection: ASGIConnection[Any, Any, Any, Any]) -> str | None:
-    header = connection.headers.get("authorization", "")
-    scheme, _, value = header.partition(" ")
+    scheme, _, value = (header(connection.scope, b"authorization") or "").partition(" ")
     if scheme.lower() == "bearer" and value.strip():
         return value.strip()
     return None

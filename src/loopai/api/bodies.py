@@ -20,6 +20,7 @@ import msgspec
 from litestar import Request
 from litestar.utils.scope.state import ScopeState
 
+from loopai.api.edge import header
 from loopai.api.errors import ApiError
 from loopai.core.models import FieldError
 from loopai.nesting import MAX_JSON_DEPTH, too_deep
@@ -78,11 +79,12 @@ async def check_body(request: Request[Any, Any, Any]) -> None:
         if data.is_optional or data.has_default:
             return None
         raise _refuse("a JSON request body is required", "required")
-    if not is_json(request.headers.get("content-type")):
+    content_type = header(request.scope, b"content-type")
+    if not is_json(content_type):
         raise ApiError(415, "unsupported_media_type",
                        "request bodies must be JSON (content-type: application/json)",
                        [{"field": "content-type",
-                         "message": f"got {request.headers.get('content-type', 'none')!r}"[:200]}])
+                         "message": f"got {content_type or 'none'!r}"[:200]}])
     deep = (await anyio.to_thread.run_sync(too_deep, body) if len(body) > _IN_THREAD_BYTES
             else too_deep(body))
     if deep:

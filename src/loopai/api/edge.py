@@ -38,6 +38,16 @@ def request_id_from(headers: Any) -> str:
     return fresh_id()
 
 
+def header(scope: Any, name: bytes) -> str | None:
+    """One request header's value from the raw scope (`name` lower-case), without building
+    Litestar's `Headers` (which each `request.headers` in a hook or guard did, every time)."""
+    for key, value in scope["headers"]:
+        if key == name:
+            text: str = value.decode("latin-1")
+            return text
+    return None
+
+
 def _scan(headers: Any) -> tuple[str, bool]:
     """The request id (as `request_id_from`) and whether an `Origin` header was sent."""
     rid = ""

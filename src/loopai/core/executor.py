@@ -67,6 +67,9 @@ class Executor:
         self.batch_response_max_bytes = batch_response_max_bytes
         self.event_output_max_bytes = event_output_max_bytes
         self.rng = rng or random.Random()
+        self._cache_lookups = {hit: metrics.program_cache.labels("hit" if hit else "miss")
+                               for hit in (True, False)}
+        self._counted: dict[tuple[str, ExecutionStatus], Any] = {}
 
     async def _check_input(self, task: TaskRecord, value: Any) -> None:
         problems = violations(await self.schemas.get_async(task.input_schema), value)
@@ -76,11 +79,12 @@ class Executor:
                            for p in problems])
 
     async def _run(self, task: TaskRecord, artifact: ArtifactRecord, value: Any,
-                   force_validation: bool, timeout_ms: int) -> tuple[ExecutionRecord, int]:
-        """The stored record, and the size of its output as JSON (0 without one)."""
+                   force_validation: bool, timeout_ms: int) -> tuple[Execution, int]:
+        """The execution as the caller sees it (no input), and the size of its output as
+        JSON (0 without one)."""
         result = await self.pool.run(artifact.id, artifact.code, value, timeout_ms,
                                      tenant=task.id)
-        self.metrics.program_cache.labels("hit" if result.cache_hit else "miss").inc()
+        self._cache_lookups[result.cache_hit].inc()
         status = ExecutionStatus(result.status)
         output, error = result.output, result.error_message
         if status == ExecutionStatus.SUCCESS:
@@ -98,14 +102,27 @@ class Executor:
             executed_at=now_ms(),
         )
         size = result.output_bytes if record.output is not None else 0
-        await self._record(task, record, size)
-        return record, size
+        resource = await self._record(task, record, size)
+        return resource, size
 
-    async def _record(self, task: TaskRecord, record: ExecutionRecord, output_bytes: int) -> None:
-        self.metrics.executions.labels(task.id, record.status.value).inc()
+    def _count(self, task_id: str, status: ExecutionStatus) -> None:
+        counter = self._counted.get((task_id, status))
+        if counter is None:
+            if len(self._counted) > 10_000:  # tasks come and go
+                self._counted.clear()
+            counter = self._counted[task_id, status] = self.metrics.executions.labels(
+                task_id, status.value)
+        counter.inc()
+
+    async def _record(self, task: TaskRecord, record: ExecutionRecord,
+                      output_bytes: int) -> Execution:
+        """Stores and announces `record`; returns it as the caller sees it (no input)."""
+        self._count(task.id, record.status)
         self.metrics.execution_latency.observe(record.latency_ms / 1000)
         await self.writer.add(record)
-        event = resources.execution(record, with_input=task.include_input_in_events)
+        resource = resources.execution(record, with_input=False)
+        event = (msgspec.structs.replace(resource, input=record.input)
+                 if task.include_input_in_events else resource)
         if event.output is not None and output_bytes > self.event_output_max_bytes:
             event = msgspec.structs.replace(event, output=None, output_omitted=True)
         self.events.emit(topics.executions(task.id), _EVENT_TYPES[record.status], event)
@@ -115,13 +132,14 @@ class Executor:
                 "version": record.version, "execution_id": record.id,
                 "status": record.status.value, "message": record.error_message,
             })
+        return resource
 
     async def execute(self, task_id: str, body: ExecuteRequest) -> Execution:
         task, artifact = await self.programs.resolve(task_id, body.version)
         await self._check_input(task, body.input)
-        record, _ = await self._run(task, artifact, body.input, body.force_validation,
-                                    body.timeout_ms)
-        return resources.execution(record, with_input=False)
+        execution, _ = await self._run(task, artifact, body.input, body.force_validation,
+                                       body.timeout_ms)
+        return execution
 
     async def execute_batch(self, task_id: str, body: BatchExecuteRequest) -> BatchExecuteResult:
         """Items run concurrently (bounded). Items not started within the batch deadline get
@@ -147,13 +165,12 @@ class Executor:
                         f"not started within the batch's {self.batch_deadline_s:.0f} s"))
                 if budget <= 0:
                     return _too_large(index, self.batch_response_max_bytes, ran=False)
-                record, size = await self._run(task, artifact, value, body.force_validation,
-                                               body.timeout_ms)
-            execution = resources.execution(record, with_input=False)
+                execution, size = await self._run(task, artifact, value,
+                                                  body.force_validation, body.timeout_ms)
             if size > budget:
                 budget = 0
                 return _too_large(index, self.batch_response_max_bytes, ran=True,
-                                  execution_id=record.id)
+                                  execution_id=execution.execution_id)
             budget -= size
             return BatchItem(index, execution=execution)
 

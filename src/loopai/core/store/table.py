@@ -59,6 +59,11 @@ def _codec(hint: Any) -> _Codec:
     return encode, decode
 
 
+def _codec_needed(hint: Any) -> bool:
+    """False for the types stored as they are (text, integers, floats, and those or None)."""
+    return _optional(hint)[0] not in (str, int, float)
+
+
 class Table(Generic[R]):
     """SQL for one record type: `columns`, `values(record)`, `record(row)` and the common
     statements. Placeholders are `$n` (the Database layer adapts them for SQLite)."""
@@ -70,6 +75,8 @@ class Table(Generic[R]):
         fields = msgspec.structs.fields(record)
         self.fields = tuple(f.name for f in fields)
         self._codecs = tuple(_codec(f.type) for f in fields)
+        self._encoders = tuple((i, enc) for i, (f, (enc, _)) in enumerate(
+            zip(fields, self._codecs, strict=True)) if _codec_needed(f.type))
         self.columns = ", ".join(self.fields)
         placeholders = ", ".join(f"${i}" for i in range(1, len(self.fields) + 1))
         self.insert_sql = f"INSERT INTO {name} ({self.columns}) VALUES ({placeholders})"
@@ -79,8 +86,10 @@ class Table(Generic[R]):
         self._update_order = (key, *others)
 
     def values(self, record: R) -> tuple[Any, ...]:
-        return tuple(enc(getattr(record, f)) for f, (enc, _) in zip(self.fields, self._codecs,
-                                                                    strict=True))
+        row = list(msgspec.structs.astuple(record))
+        for i, encode in self._encoders:  # text and numbers go as they are
+            row[i] = encode(row[i])
+        return tuple(row)
 
     def record(self, row: Row) -> R:
         return self.type(**{f: dec(v) for f, (_, dec), v in zip(self.fields, self._codecs,
