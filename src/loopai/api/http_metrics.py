@@ -1,34 +1,56 @@
-"""HTTP requests and their latency by route template, method and status (Prometheus)."""
+"""HTTP requests and their latency by route template, method and status (Prometheus).
+
+Counted in plain dictionaries and handed to Prometheus only when it scrapes: a
+`Counter.inc` and a `Histogram.observe` take a lock each and the histogram walks its bucket
+list in Python, on every request. Only the event loop's thread observes and collects.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from bisect import bisect_left
+from collections.abc import Iterator
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry
+from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
 
 BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+_REQUESTS = ("loopai_http_requests", "HTTP requests")
+_LATENCY = ("loopai_http_request_duration_seconds", "HTTP request latency")
 
 
 class HttpMetrics:
-    """`observe` is called by `api/edge.py` for every request. The labelled children are
-    kept here: `labels()` validates and hashes its arguments under a lock on every call."""
+    """A Prometheus collector; `observe` is called by `api/edge.py` for every request."""
 
     def __init__(self, registry: CollectorRegistry) -> None:
-        self.requests = Counter("loopai_http_requests", "HTTP requests",
-                                ["method", "route", "status"], registry=registry)
-        self.latency = Histogram("loopai_http_request_duration_seconds",
-                                 "HTTP request latency", ["method", "route"], buckets=BUCKETS,
-                                 registry=registry)
-        self._counters: dict[tuple[str, str, int], Any] = {}
-        self._histograms: dict[tuple[str, str], Any] = {}
+        self._counts: dict[tuple[str, str, int], int] = {}
+        self._latency: dict[tuple[str, str], list[float]] = {}
+        """Per (method, route): a count per bucket (the last one +Inf), then the sum."""
+        registry.register(self)
 
     def observe(self, method: str, route: str, status: int, seconds: float) -> None:
         key = (method, route, status)
-        counter = self._counters.get(key)
-        if counter is None:
-            counter = self._counters[key] = self.requests.labels(method, route, str(status))
-        counter.inc()
-        histogram = self._histograms.get(key[:2])
+        self._counts[key] = self._counts.get(key, 0) + 1
+        histogram = self._latency.get(key[:2])
         if histogram is None:
-            histogram = self._histograms[key[:2]] = self.latency.labels(method, route)
-        histogram.observe(seconds)
+            histogram = self._latency[key[:2]] = [0.0] * (len(BUCKETS) + 2)
+        histogram[bisect_left(BUCKETS, seconds)] += 1
+        histogram[-1] += seconds
+
+    def describe(self) -> Iterator[Metric]:
+        yield CounterMetricFamily(*_REQUESTS, labels=["method", "route", "status"])
+        yield HistogramMetricFamily(*_LATENCY, labels=["method", "route"])
+
+    def collect(self) -> Iterator[Metric]:
+        requests = CounterMetricFamily(*_REQUESTS, labels=["method", "route", "status"])
+        for (method, route, status), count in list(self._counts.items()):
+            requests.add_metric([method, route, str(status)], count)
+        yield requests
+        latency = HistogramMetricFamily(*_LATENCY, labels=["method", "route"])
+        for (method, route), histogram in list(self._latency.items()):
+            buckets: list[tuple[str, float]] = []
+            total = 0.0
+            for bound, in_bucket in zip((*map(str, BUCKETS), "+Inf"), histogram[:-1], strict=True):
+                total += in_bucket
+                buckets.append((bound, total))
+            latency.add_metric([method, route], buckets, histogram[-1])
+        yield latency
