@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import struct
 from collections import deque
+from collections.abc import Callable
 from typing import Protocol
 
 
@@ -75,10 +76,13 @@ class FlushTick:
 
 class SendQueue:
     """Frames waiting for one connection. `push` returns False on overflow; the caller
-    then closes the connection as a slow consumer (4408) rather than slowing anyone down."""
+    then closes the connection as a slow consumer (4408) rather than slowing anyone down.
 
-    __slots__ = ("_direct", "_due", "_items", "_loop", "_tick", "_waiter", "max_batch_bytes",
-                 "max_items")
+    When frames are ready for the writer (at once without a tick; at the tick when it
+    could not write them directly) the queue calls `on_ready`, which starts the writer."""
+
+    __slots__ = ("_direct", "_due", "_items", "_tick", "max_batch_bytes", "max_items",
+                 "on_ready", "writing")
 
     def __init__(self, max_items: int, max_batch_bytes: int,
                  tick: FlushTick | None = None, direct: DirectWrite | None = None) -> None:
@@ -86,15 +90,16 @@ class SendQueue:
         self.max_batch_bytes = max_batch_bytes
         self._items: deque[str] = deque()
         self._tick = tick
-        """None: wake the writer at once on the first frame."""
+        """None: the writer is told at once of the first frame."""
         self._direct = direct
         """When set, the tick writes to an idle, writable socket itself; the writer task
-        only wakes for sockets that are busy or slow."""
+        only runs for sockets that are busy or slow."""
         self._due = False
         """Waiting for the tick: the writer lingers even though frames are queued."""
-        self._waiter: asyncio.Future[None] | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        """Looked up once: `asyncio.get_running_loop()` costs a getpid() per call on 3.11."""
+        self.on_ready: Callable[[], None] | None = None
+        self.writing = False
+        """A writer has this queue (something of it may be in flight): the tick must not
+        write around it."""
 
     def push(self, frame: str) -> bool:
         items = self._items
@@ -108,6 +113,10 @@ class SendQueue:
             else:
                 self.wake()
         return True
+
+    def ready(self) -> bool:
+        """Frames wait and their tick came: what the writer sends now."""
+        return bool(self._items) and not self._due
 
     def take_batch(self) -> str | None:
         """One frame's text: a single message as it is, several as a JSON array of at most
@@ -131,13 +140,12 @@ class SendQueue:
         return tuple(batch)
 
     def write_direct(self, built: dict[tuple[str, ...], bytes]) -> bool:
-        """Write everything queued straight to the socket, if its writer is idle (so
+        """Write everything queued straight to the socket, if no writer has the queue (so
         nothing of this connection is in flight) and the socket takes data now. `built`
         holds the frames already made for other connections this tick. Returns False,
         having written nothing, when the writer must do it."""
         direct = self._direct
-        waiter = self._waiter
-        if direct is None or waiter is None or waiter.done() or not direct.writable():
+        if direct is None or self.writing or not direct.writable():
             return False
         items = self._items
         while items:
@@ -149,25 +157,12 @@ class SendQueue:
         self._due = False
         return True
 
-    async def wait(self) -> None:
-        """Return when a frame is waiting (and its tick came) or `wake()` was called."""
-        if self._items and not self._due:
-            return
-        loop = self._loop
-        if loop is None:
-            loop = self._loop = asyncio.get_running_loop()
-        waiter = self._waiter = loop.create_future()
-        try:
-            await waiter
-        finally:
-            self._waiter = None
-
     def wake(self) -> None:
-        """Wake the writer, even with nothing queued (to make it notice a close)."""
+        """Frames are ready for the writer: tell it (`on_ready`)."""
         self._due = False
-        waiter = self._waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
+        on_ready = self.on_ready
+        if on_ready is not None:
+            on_ready()
 
     def clear(self) -> None:
         self._items.clear()

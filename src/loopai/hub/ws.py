@@ -1,6 +1,11 @@
 """The WebSocket route: a thin driver that authenticates, builds a session and pumps
 frames between the socket, the session and the hub. Liveness pings are the ASGI
-server's (configured from `heartbeat_ms` by the CLI)."""
+server's (configured from `heartbeat_ms` by the CLI).
+
+The handler reads; the connection starts a writer only when it has something to send that
+the flush tick could not write directly; the instance's `Liveness` aborts sockets that
+cannot close or that uvicorn gave up on. An idle connection holds one task (uvicorn's, which
+runs this handler) and no timer."""
 
 from __future__ import annotations
 
@@ -112,17 +117,71 @@ async def hub_socket(socket: WebSocket[Any, Any, Any]) -> None:
         assert close is not None
         await socket.close(close[0], close[1])
         return
+    liveness: Liveness = state.ws_liveness
     conn = Connection(session, transport,
                       SendQueue(settings.send_queue_max, settings.max_batch_bytes,
-                                hub.flush_tick, transport.direct))
+                                hub.flush_tick, transport.direct),
+                      on_close_requested=liveness.bound_close)
     session.welcome(settings.instance_id, settings.heartbeat_ms)
     conn.flush_session()
     hub.register(conn)
+    liveness.watch()
     expiry = Expiry(hub, conn)
     try:
-        await _pump(socket, hub, conn, transport, settings.heartbeat_ms / 1000, expiry)
+        # The reader is this handler itself: no task per connection while it is idle.
+        await _read(socket, hub, conn, expiry)
+        if conn.closing:
+            # Sending what was queued (flush) and the close; `Liveness.bound_close` aborts
+            # the socket when that takes longer than a heartbeat, which ends this wait too.
+            await conn.wait_closed()
     finally:
         expiry.cancel()
+        hub.unregister(conn)
+        conn.stop()
+
+
+class Liveness:
+    """Every heartbeat, aborts the connections uvicorn gave up on (keep-alive timeout) whose
+    transport lingers because its buffer cannot drain: one timer per instance, not a task
+    per connection, so a dead peer's resources are freed within about two intervals."""
+
+    __slots__ = ("_handle", "_hub", "interval_s")
+
+    def __init__(self, hub: Hub, interval_s: float) -> None:
+        self._hub = hub
+        self.interval_s = interval_s
+        self._handle: asyncio.TimerHandle | None = None
+
+    def watch(self) -> None:
+        """A connection was registered: make sure the sweep runs."""
+        if self._handle is None:
+            self._handle = asyncio.get_running_loop().call_later(self.interval_s, self._sweep)
+
+    def bound_close(self, conn: Connection) -> None:
+        """A close was requested (`Connection.on_close_requested`): a close that is not
+        sent within a heartbeat (the peer stopped reading) is aborted; one that cannot be
+        sent any more (the writer failed) at once."""
+        if conn.closed:
+            self._abort_unclosed(conn)
+        else:
+            asyncio.get_running_loop().call_later(self.interval_s, self._abort_unclosed, conn)
+
+    @staticmethod
+    def _abort_unclosed(conn: Connection) -> None:
+        if conn.close_sent or not isinstance(conn.transport, SocketTransport):
+            return
+        if not conn.closed:
+            log.info("aborting %s: close did not complete", conn.session.id)
+        conn.transport.abort()
+
+    def _sweep(self) -> None:
+        self._handle = None
+        gone = [c.transport for c in self._hub.connections
+                if isinstance(c.transport, SocketTransport) and c.transport.peer_gone()]
+        for transport in gone:
+            transport.abort()
+        if self._hub.connections:
+            self.watch()
 
 
 class Expiry:
@@ -165,42 +224,15 @@ class Expiry:
             self._handle.cancel()
 
 
-async def _pump(socket: WebSocket[Any, Any, Any], hub: Hub, conn: Connection,
-                transport: SocketTransport, heartbeat_s: float, expiry: Expiry) -> None:
-    """Run reader and writer until either ends. A close that cannot complete within a
-    heartbeat (the peer stopped reading) and a connection uvicorn gave up on (keep-alive
-    timeout) are aborted, so a dead peer's resources are freed within about two intervals."""
-    writer = asyncio.create_task(conn.run_writer())
-    reader = asyncio.create_task(_read(socket, hub, conn, expiry))
-    closing = asyncio.create_task(conn.close_requested.wait())
-    tasks = {reader, writer, closing}
-    try:
-        while not (reader.done() or writer.done()):
-            await asyncio.wait(tasks, timeout=heartbeat_s, return_when=asyncio.FIRST_COMPLETED)
-            if transport.peer_gone():
-                transport.abort()
-                break
-            if closing.done():
-                await asyncio.wait({writer}, timeout=heartbeat_s)
-                if not writer.done():
-                    log.info("aborting %s: close did not complete", conn.session.id)
-                    transport.abort()
-                break
-    finally:
-        closing.cancel()
-        hub.unregister(conn)
-        for task in (reader, writer):
-            task.cancel()
-        await asyncio.gather(reader, writer, return_exceptions=True)
-
-
 async def _read(socket: WebSocket[Any, Any, Any], hub: Hub, conn: Connection,
                 expiry: Expiry) -> None:
     session = conn.session
     try:
         while not conn.closing:
             message = await socket.receive()
-            if message["type"] == "websocket.disconnect":
+            if message["type"] == "websocket.disconnect" or conn.closing:
+                # Closing (the hub or the session decided it while this waited): nothing
+                # more is acted on; the caller waits for the writer to close.
                 return
             data: str | bytes | None = message.get("text")  # type: ignore[assignment]
             if data is None:
