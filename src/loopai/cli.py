@@ -19,6 +19,7 @@ from loopai.api.http_protocol import protocol_path
 from loopai.app import create_app, drain
 from loopai.config import Settings
 from loopai.errors import ConfigurationError
+from loopai.hub import ws_protocol
 
 log = logging.getLogger("loopai")
 
@@ -116,6 +117,8 @@ def _uvicorn_config(settings: Settings, app: Any, **extra: Any) -> uvicorn.Confi
         # The parser's own 400s in the API's error shape (an import string, so that
         # `--workers` processes can load it too).
         http=protocol_path(),
+        # uvicorn's sans-I/O WebSocket protocol, holding less per idle connection.
+        ws=ws_protocol.protocol_path(),
         ws_max_size=settings.max_frame_bytes,
         # Compression would run once per subscriber per frame, undoing "encode once".
         ws_per_message_deflate=False,
