@@ -108,6 +108,7 @@ async def test_uvicorn_runs_it_and_it_forgets_the_handshake() -> None:
             assert type(protocol) is LeanWebSocketProtocol
             assert isinstance(protocol.queue, Inbox) and isinstance(protocol.writable, Flag)
             assert protocol.request is None and protocol.response is None
+            assert "transport" not in vars(protocol), "uvicorn's attributes are in slots"
             assert seen["direct"] is not None and seen["direct"].writable()
             await asyncio.sleep(1.5)  # a keep-alive ping and its pong went by
             await ws.send("still")
