@@ -65,10 +65,21 @@ class SocketTransport:
         await self._socket.close(code, reason)
 
 
+def _header(socket: WebSocket[Any, Any, Any], name: bytes) -> str | None:
+    """The first value of header `name` (lowercase), read from the scope: `socket.headers`
+    would keep a parsed copy of every header for the connection's life."""
+    for key, value in socket.scope["headers"]:
+        if key.lower() == name:
+            return value.decode("latin-1")
+    return None
+
+
 def _credential(socket: WebSocket[Any, Any, Any]) -> str | None:
-    scheme, _, value = socket.headers.get("authorization", "").partition(" ")
+    scheme, _, value = (_header(socket, b"authorization") or "").partition(" ")
     if scheme.lower() == "bearer" and value.strip():
         return value.strip()
+    if b"token" not in socket.scope.get("query_string", b""):
+        return None  # not parsed (and kept) for nothing
     return socket.query_params.get("token") or None
 
 
@@ -89,7 +100,7 @@ async def hub_socket(socket: WebSocket[Any, Any, Any]) -> None:
     settings: Settings = state.settings
     authenticator: Authenticator = state.authenticator
     origins: OriginPolicy = state.origins
-    origin = socket.headers.get("origin")
+    origin = _header(socket, b"origin")
     if not origins.allows(origin):
         # Refused before the upgrade: uvicorn answers a close before accept with HTTP 403,
         # so a page from a foreign site never gets an open socket.
