@@ -51,7 +51,7 @@ class Connection:
         self._state = _OPEN
         self._writer: asyncio.Task[None] | None = None
         self._closed_waiter: asyncio.Future[None] | None = None
-        queue.on_ready = self._kick
+        queue.listener = self  # not a bound method: that is one more object per connection
 
     @property
     def closing(self) -> bool:
@@ -97,7 +97,7 @@ class Connection:
         self._flush_first = flush
         if not flush:
             self.queue.clear()
-        self._kick()
+        self.frames_ready()
         if self.on_close_requested is not None:
             self.on_close_requested(self)
 
@@ -120,7 +120,7 @@ class Connection:
 
     # --- the writer
 
-    def _kick(self) -> None:
+    def frames_ready(self) -> None:
         """Frames are ready for the writer (the tick could not write them directly), or a
         close was requested: start the writer unless one is running."""
         if self._writer is None and self._state == _OPEN:

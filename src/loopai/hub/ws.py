@@ -10,6 +10,7 @@ runs this handler) and no timer."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import secrets
 import time
@@ -84,13 +85,17 @@ def _credential(socket: WebSocket[Any, Any, Any]) -> str | None:
 
 
 def limits_from(settings: Settings) -> SessionLimits:
-    return SessionLimits(
-        max_frame_bytes=settings.max_frame_bytes,
-        max_subscriptions=settings.max_subscriptions,
-        publish_rate=settings.publish_rate,
-        publish_burst=settings.publish_burst,
-        max_protocol_errors=settings.max_protocol_errors,
-    )
+    return _limits(settings.max_frame_bytes, settings.max_subscriptions, settings.publish_rate,
+                   settings.publish_burst, settings.max_protocol_errors)
+
+
+@functools.lru_cache(maxsize=16)
+def _limits(max_frame_bytes: int, max_subscriptions: int, publish_rate: float,
+            publish_burst: int, max_protocol_errors: int) -> SessionLimits:
+    """One frozen `SessionLimits` shared by every session with the same settings."""
+    return SessionLimits(max_frame_bytes=max_frame_bytes, max_subscriptions=max_subscriptions,
+                         publish_rate=publish_rate, publish_burst=publish_burst,
+                         max_protocol_errors=max_protocol_errors)
 
 
 @websocket("/ws")
@@ -117,7 +122,7 @@ async def hub_socket(socket: WebSocket[Any, Any, Any]) -> None:
         return
     session = Session(
         SessionId(secrets.token_urlsafe(12)), principal, limits_from(settings),
-        time.monotonic, on_error=lambda code: hub.metrics.protocol_errors.labels(code).inc(),
+        time.monotonic, on_error=hub.metrics.count_protocol_error,
     )
     transport = SocketTransport(socket)
     if hub.draining:
@@ -132,7 +137,7 @@ async def hub_socket(socket: WebSocket[Any, Any, Any]) -> None:
     conn = Connection(session, transport,
                       SendQueue(settings.send_queue_max, settings.max_batch_bytes,
                                 hub.flush_tick, transport.direct),
-                      on_close_requested=liveness.bound_close)
+                      on_close_requested=liveness.close_requested)
     session.welcome(settings.instance_id, settings.heartbeat_ms)
     conn.flush_session()
     hub.register(conn)
@@ -156,12 +161,14 @@ class Liveness:
     transport lingers because its buffer cannot drain: one timer per instance, not a task
     per connection, so a dead peer's resources are freed within about two intervals."""
 
-    __slots__ = ("_handle", "_hub", "interval_s")
+    __slots__ = ("_handle", "_hub", "close_requested", "interval_s")
 
     def __init__(self, hub: Hub, interval_s: float) -> None:
         self._hub = hub
         self.interval_s = interval_s
         self._handle: asyncio.TimerHandle | None = None
+        self.close_requested = self.bound_close
+        """`bound_close` as one bound method that every connection shares."""
 
     def watch(self) -> None:
         """A connection was registered: make sure the sweep runs."""
@@ -237,39 +244,47 @@ class Expiry:
 
 async def _read(socket: WebSocket[Any, Any, Any], hub: Hub, conn: Connection,
                 expiry: Expiry) -> None:
-    session = conn.session
     try:
         while not conn.closing:
-            message = await socket.receive()
-            if message["type"] == "websocket.disconnect" or conn.closing:
-                # Closing (the hub or the session decided it while this waited): nothing
-                # more is acted on; the caller waits for the writer to close.
-                return
-            data: str | bytes | None = message.get("text")  # type: ignore[assignment]
-            if data is None:
-                data = message.get("bytes") or b""  # type: ignore[assignment]
-            assert data is not None
-            if expiry.expired():
-                # The timer may fire a little late: nothing is done on a dead credential.
-                expiry.close()
-                return
-            commands = session.receive_frame(data)
-            if commands:
-                expiry.busy = True
-                try:
-                    await hub.perform(conn, commands)  # flushes the session's frames
-                finally:
-                    expiry.busy = False
-                if expiry.expired():
-                    expiry.close()
-                    return
-            conn.flush_session()
-            close = session.close_expected()
-            if close is not None:
-                hub.metrics.closes.labels(str(close[0].value)).inc()
+            if not await _handle(await socket.receive(), hub, conn, expiry):
                 return
     except WebSocketDisconnect:
         return
     except Exception:
-        log.exception("session %s failed", session.id)
+        log.exception("session %s failed", conn.session.id)
         conn.request_close(CloseCode.INTERNAL_ERROR, "internal error", flush=False)
+
+
+async def _handle(message: Any, hub: Hub, conn: Connection, expiry: Expiry) -> bool:
+    """One received message; False: stop reading. A function of its own so that while the
+    reader waits for the next message, nothing of this one (its text, its commands) stays
+    referenced by an idle connection."""
+    if message["type"] == "websocket.disconnect" or conn.closing:
+        # Closing (the hub or the session decided it while this waited): nothing more is
+        # acted on; the caller waits for the writer to close.
+        return False
+    data: str | bytes | None = message.get("text")
+    if data is None:
+        data = message.get("bytes") or b""
+    assert data is not None
+    if expiry.expired():
+        # The timer may fire a little late: nothing is done on a dead credential.
+        expiry.close()
+        return False
+    session = conn.session
+    commands = session.receive_frame(data)
+    if commands:
+        expiry.busy = True
+        try:
+            await hub.perform(conn, commands)  # flushes the session's frames
+        finally:
+            expiry.busy = False
+        if expiry.expired():
+            expiry.close()
+            return False
+    conn.flush_session()
+    close = session.close_expected()
+    if close is not None:
+        hub.metrics.closes.labels(str(close[0].value)).inc()
+        return False
+    return True
