@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import sqlite3
 import time
+from collections.abc import Awaitable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -222,10 +223,11 @@ async def add_request_id_header(message: Message, scope: Scope) -> None:
 def request_id_middleware(app: ASGIApp) -> ASGIApp:
     """Takes `X-Request-ID` from the request (or makes one) and returns it on every response."""
 
-    async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
+    # Not a coroutine: it only delegates (a WebSocket connection's handler runs for the
+    # connection's life, and each layer it is awaited through keeps a frame).
+    def middleware(scope: Scope, receive: Receive, send: Send) -> Awaitable[None]:
         if scope["type"] != ScopeType.HTTP:
-            await app(scope, receive, send)
-            return
+            return app(scope, receive, send)
         rid = ""
         for name, value in scope["headers"]:
             if name == b"x-request-id":
@@ -234,8 +236,7 @@ def request_id_middleware(app: ASGIApp) -> ASGIApp:
         rid = rid or fresh_id()
         scope.setdefault("state", {})["request_id"] = rid
         scope["state"]["request_started"] = time.perf_counter()
-
-        await app(scope, receive, send)
+        return app(scope, receive, send)
 
     return middleware
 

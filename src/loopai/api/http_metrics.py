@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Awaitable
 
 from litestar.enums import ScopeType
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
@@ -20,10 +21,14 @@ class HttpMetrics:
                                  registry=registry)
 
     def middleware(self, app: ASGIApp) -> ASGIApp:
-        async def measured(scope: Scope, receive: Receive, send: Send) -> None:
+        def passed(scope: Scope, receive: Receive, send: Send) -> Awaitable[None]:
+            # Not a coroutine for what is not HTTP: a WebSocket connection's handler runs for
+            # the connection's life, and each layer it is awaited through keeps a frame.
             if scope["type"] != ScopeType.HTTP:
-                await app(scope, receive, send)
-                return
+                return app(scope, receive, send)
+            return measured(scope, receive, send)
+
+        async def measured(scope: Scope, receive: Receive, send: Send) -> None:
             started = time.perf_counter()
             status = 500
 
@@ -42,4 +47,4 @@ class HttpMetrics:
                 self.requests.labels(method, route, str(status)).inc()
                 self.latency.labels(method, route).observe(time.perf_counter() - started)
 
-        return measured
+        return passed

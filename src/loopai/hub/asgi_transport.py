@@ -15,6 +15,7 @@ its state is checked before every write, and anything else takes the ASGI path.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable
 from typing import Any
 
 from litestar.enums import ScopeType
@@ -104,7 +105,9 @@ class DirectSocket:
 def transport_middleware(app: ASGIApp) -> ASGIApp:
     """Records the raw transport of WebSocket connections in the scope's state."""
 
-    async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
+    # Not a coroutine: it only delegates, and a coroutine would keep a frame for each
+    # WebSocket connection's whole life.
+    def middleware(scope: Scope, receive: Receive, send: Send) -> Awaitable[None]:
         if scope["type"] == ScopeType.WEBSOCKET:
             transport = find_transport(send)
             if transport is not None:
@@ -113,6 +116,6 @@ def transport_middleware(app: ASGIApp) -> ASGIApp:
                 raw: Any = scope
                 raw[STATE_KEY] = transport
                 raw[PROTOCOL_KEY] = find_protocol(send)
-        await app(scope, receive, send)
+        return app(scope, receive, send)
 
     return middleware
