@@ -19,10 +19,11 @@ from typing import Any
 from litestar import WebSocket, websocket
 from litestar.exceptions import WebSocketDisconnect
 from litestar.types import WebSocketSendEvent
+from litestar.utils.scope.state import ScopeState
 
 from loopai.config import Settings
 from loopai.hub.asgi_transport import PROTOCOL_KEY, STATE_KEY, DirectSocket
-from loopai.hub.auth import Authenticator
+from loopai.hub.auth import Authenticator, Principal
 from loopai.hub.connection import Connection
 from loopai.hub.errors import CloseCode
 from loopai.hub.hub import Hub
@@ -103,22 +104,9 @@ async def hub_socket(socket: WebSocket[Any, Any, Any]) -> None:
     state = socket.app.state
     hub: Hub = state.hub
     settings: Settings = state.settings
-    authenticator: Authenticator = state.authenticator
-    origins: OriginPolicy = state.origins
-    origin = _header(socket, b"origin")
-    if not origins.allows(origin):
-        # Refused before the upgrade: uvicorn answers a close before accept with HTTP 403,
-        # so a page from a foreign site never gets an open socket.
-        log.warning("refused WebSocket from origin %r", origin[:200] if origin else origin)
-        hub.metrics.closes.labels("403").inc()
-        await socket.close(CloseCode.FORBIDDEN, "origin not allowed")
-        return
-    wanted = socket.scope.get("subprotocols") or []
-    await socket.accept(subprotocols=SUBPROTOCOL if SUBPROTOCOL in wanted else None)
-    principal = authenticator.authenticate(_credential(socket))
+    _share_exception_handlers(socket)
+    principal = await _handshake(socket, hub, state.origins, state.authenticator)
     if principal is None:
-        hub.metrics.closes.labels(str(CloseCode.UNAUTHORIZED.value)).inc()
-        await socket.close(CloseCode.UNAUTHORIZED, "invalid or missing credentials")
         return
     session = Session(
         SessionId(secrets.token_urlsafe(12)), principal, limits_from(settings),
@@ -142,7 +130,7 @@ async def hub_socket(socket: WebSocket[Any, Any, Any]) -> None:
     conn.flush_session()
     hub.register(conn)
     liveness.watch()
-    expiry = Expiry(hub, conn)
+    expiry = Expiry(hub, conn) if principal.expires_at is not None else None
     try:
         # The reader is this handler itself: no task per connection while it is idle.
         await _read(socket, hub, conn, expiry)
@@ -151,9 +139,52 @@ async def hub_socket(socket: WebSocket[Any, Any, Any]) -> None:
             # the socket when that takes longer than a heartbeat, which ends this wait too.
             await conn.wait_closed()
     finally:
-        expiry.cancel()
+        if expiry is not None:
+            expiry.cancel()
         hub.unregister(conn)
         conn.stop()
+
+
+_handlers: list[Any] = []
+"""The exception handlers dict every connection shares (one slot: the last one resolved)."""
+
+
+def _share_exception_handlers(socket: WebSocket[Any, Any, Any]) -> None:
+    """Litestar (2.25) resolves the route's exception handlers into a new dict for every
+    connection, and the connection's scope state keeps it for the connection's life (0.6
+    KiB). Connections of one route get equal dicts: they share one."""
+    state = ScopeState.from_scope(socket.scope)
+    resolved = state.exception_handlers
+    if _handlers and _handlers[0] == resolved:
+        state.exception_handlers = _handlers[0]
+    else:
+        _handlers[:] = [resolved]
+
+
+async def _handshake(socket: WebSocket[Any, Any, Any], hub: Hub, origins: OriginPolicy,
+                     authenticator: Authenticator) -> Principal | None:
+    """Check the origin, accept, authenticate: who is connected, or None when the socket
+    was refused (and closed)."""
+    origin = _header(socket, b"origin")
+    if not origins.allows(origin):
+        # Refused before the upgrade: uvicorn answers a close before accept with HTTP 403,
+        # so a page from a foreign site never gets an open socket.
+        log.warning("refused WebSocket from origin %r", origin[:200] if origin else origin)
+        hub.metrics.closes.labels("403").inc()
+        await socket.close(CloseCode.FORBIDDEN, "origin not allowed")
+        return None
+    wanted = socket.scope.get("subprotocols") or ()
+    await socket.accept(subprotocols=SUBPROTOCOL if SUBPROTOCOL in wanted else None)
+    principal = authenticator.authenticate(_credential(socket))
+    # Nothing reads the handshake's headers again: the scope, which lives as long as the
+    # connection (and a browser's headers take kilobytes), lets go of them.
+    scope: Any = socket.scope
+    scope["headers"] = ()
+    scope["subprotocols"] = ()
+    if principal is None:
+        hub.metrics.closes.labels(str(CloseCode.UNAUTHORIZED.value)).inc()
+        await socket.close(CloseCode.UNAUTHORIZED, "invalid or missing credentials")
+    return principal
 
 
 class Liveness:
@@ -243,7 +274,7 @@ class Expiry:
 
 
 async def _read(socket: WebSocket[Any, Any, Any], hub: Hub, conn: Connection,
-                expiry: Expiry) -> None:
+                expiry: Expiry | None) -> None:
     try:
         while not conn.closing:
             if not await _handle(await socket.receive(), hub, conn, expiry):
@@ -255,7 +286,7 @@ async def _read(socket: WebSocket[Any, Any, Any], hub: Hub, conn: Connection,
         conn.request_close(CloseCode.INTERNAL_ERROR, "internal error", flush=False)
 
 
-async def _handle(message: Any, hub: Hub, conn: Connection, expiry: Expiry) -> bool:
+async def _handle(message: Any, hub: Hub, conn: Connection, expiry: Expiry | None) -> bool:
     """One received message; False: stop reading. A function of its own so that while the
     reader waits for the next message, nothing of this one (its text, its commands) stays
     referenced by an idle connection."""
@@ -267,21 +298,24 @@ async def _handle(message: Any, hub: Hub, conn: Connection, expiry: Expiry) -> b
     if data is None:
         data = message.get("bytes") or b""
     assert data is not None
-    if expiry.expired():
+    if expiry is not None and expiry.expired():
         # The timer may fire a little late: nothing is done on a dead credential.
         expiry.close()
         return False
     session = conn.session
     commands = session.receive_frame(data)
     if commands:
-        expiry.busy = True
-        try:
+        if expiry is None:
             await hub.perform(conn, commands)  # flushes the session's frames
-        finally:
-            expiry.busy = False
-        if expiry.expired():
-            expiry.close()
-            return False
+        else:
+            expiry.busy = True
+            try:
+                await hub.perform(conn, commands)
+            finally:
+                expiry.busy = False
+            if expiry.expired():
+                expiry.close()
+                return False
     conn.flush_session()
     close = session.close_expected()
     if close is not None:
