@@ -20,6 +20,7 @@ from loopai.app import create_app, drain
 from loopai.config import Settings
 from loopai.errors import ConfigurationError
 from loopai.hub import ws_protocol
+from loopai.hub.ws import socket_entry
 
 log = logging.getLogger("loopai")
 
@@ -96,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     _configure_logs(settings)
     memory.tune_collector()
-    _DrainingServer(_uvicorn_config(settings, app), app).run()
+    _DrainingServer(_uvicorn_config(settings, socket_entry(app)), app).run()
     return 0
 
 
@@ -110,6 +111,9 @@ def _uvicorn_config(settings: Settings, app: Any, **extra: Any) -> uvicorn.Confi
     heartbeat = settings.heartbeat_ms / 1000
     return uvicorn.Config(
         app,
+        # Said, not detected: `socket_entry` is a plain function returning the awaitable,
+        # which uvicorn's detection would take for ASGI 2.
+        interface="asgi3",
         host=settings.host,
         port=settings.port,
         log_level=settings.log_level,
@@ -137,7 +141,7 @@ _worker_app: list[Any] = []
 
 def worker_app() -> Any:
     """The app factory each `--workers` process calls: settings from LOOPAI_* (the parent
-    exported its flags), one full instance with its own id."""
+    exported its flags), one full instance with its own id, behind `socket_entry`."""
     settings = Settings.from_env(workers=1)
     if os.environ.get("LOOPAI_WORKER_ID_SUFFIX"):
         settings.instance_id = f"{settings.instance_id}-{os.getpid()}"
@@ -145,7 +149,7 @@ def worker_app() -> Any:
     _configure_logs(settings)  # after the app: Litestar sets up logging of its own
     memory.tune_collector()
     _worker_app.append(app)
-    return app
+    return socket_entry(app)
 
 
 def _serve_workers(settings: Settings, explicit_id: bool) -> int:

@@ -109,13 +109,18 @@ def transport_middleware(app: ASGIApp) -> ASGIApp:
     # WebSocket connection's whole life.
     def middleware(scope: Scope, receive: Receive, send: Send) -> Awaitable[None]:
         if scope["type"] == ScopeType.WEBSOCKET:
-            transport = find_transport(send)
-            if transport is not None:
-                # Top-level scope keys: Litestar replaces `scope["state"]` for the handler,
-                # which lost what was put there (and with it the abort below).
-                raw: Any = scope
-                raw[STATE_KEY] = transport
-                raw[PROTOCOL_KEY] = find_protocol(send)
+            record_transport(scope, send)
         return app(scope, receive, send)
 
     return middleware
+
+
+def record_transport(scope: Scope, send: Send) -> None:
+    """Put the raw transport (and the protocol) behind `send` in the scope, when found."""
+    transport = find_transport(send)
+    if transport is not None:
+        # Top-level scope keys: Litestar replaces `scope["state"]` for the handler, which
+        # lost what was put there (and with it the abort).
+        raw: Any = scope
+        raw[STATE_KEY] = transport
+        raw[PROTOCOL_KEY] = find_protocol(send)

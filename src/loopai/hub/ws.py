@@ -5,7 +5,13 @@ server's (configured from `heartbeat_ms` by the CLI).
 The handler reads; the connection starts a writer only when it has something to send that
 the flush tick could not write directly; the instance's `Liveness` aborts sockets that
 cannot close or that uvicorn gave up on. An idle connection holds one task (uvicorn's, which
-runs this handler) and no timer."""
+runs this handler) and no timer.
+
+The driver (`serve`) speaks raw ASGI. It runs as the Litestar route `/ws` (`hub_socket`),
+and, under `loopai serve`, straight from the ASGI entry (`socket_entry`): every layer a
+connection's handler is awaited through keeps a frame, and Litestar's route stack (its
+router, exception middleware, CORS, the route's handle, the WebSocket object and its
+wrappers, the scope state) took 4-5 KiB per idle connection, a third of what it cost."""
 
 from __future__ import annotations
 
@@ -14,15 +20,19 @@ import functools
 import logging
 import secrets
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
+from urllib.parse import parse_qsl
 
-from litestar import WebSocket, websocket
+from litestar import Litestar, WebSocket, websocket
+from litestar.datastructures import State
+from litestar.enums import ScopeType
 from litestar.exceptions import WebSocketDisconnect
-from litestar.types import WebSocketSendEvent
+from litestar.types import Receive, ReceiveMessage, Scope, Send
 from litestar.utils.scope.state import ScopeState
 
 from loopai.config import Settings
-from loopai.hub.asgi_transport import PROTOCOL_KEY, STATE_KEY, DirectSocket
+from loopai.hub.asgi_transport import PROTOCOL_KEY, STATE_KEY, DirectSocket, record_transport
 from loopai.hub.auth import Authenticator, Principal
 from loopai.hub.connection import Connection
 from loopai.hub.errors import CloseCode
@@ -32,23 +42,56 @@ from loopai.hub.sendqueue import SendQueue
 from loopai.hub.session import Session, SessionLimits
 from loopai.hub.types import SessionId
 
+_valid_host: Callable[[bytes], bool] | None
+try:  # Litestar refuses a bad Host header in its router; the entry leaves those to it.
+    from litestar._asgi.utils import is_valid_host as _valid_host
+except ImportError:  # pragma: no cover - a Litestar without it: every socket goes through it
+    _valid_host = None
+
 log = logging.getLogger("loopai.hub")
 SUBPROTOCOL = "loopai.v1.json"
+PATH = "/ws"
 TOKEN_EXPIRED = "token expired"
 """The reason of the 4401 close sent when a connection token runs out mid-connection."""
 
 
 class SocketTransport:
-    """Adapts a Litestar WebSocket to the writer's Transport."""
+    """One WebSocket over ASGI, as the driver and the writer (its Transport) use it. Sends
+    after a disconnect was received raise `WebSocketDisconnect`, as Litestar's do."""
 
-    __slots__ = ("_raw", "_socket", "direct")
+    __slots__ = ("_disconnected", "_raw", "_receive", "_send", "direct", "scope")
 
-    def __init__(self, socket: WebSocket[Any, Any, Any]) -> None:
-        self._socket = socket
-        scope: Any = socket.scope
-        self._raw: asyncio.Transport | None = scope.get(STATE_KEY)
-        self.direct = DirectSocket.under(scope.get(PROTOCOL_KEY), self._raw)
+    def __init__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        self.scope = scope
+        self._receive = receive
+        self._send = send
+        self._disconnected = False
+        raw: Any = scope
+        self._raw: asyncio.Transport | None = raw.get(STATE_KEY)
+        self.direct = DirectSocket.under(raw.get(PROTOCOL_KEY), self._raw)
         """Fan-out's synchronous path to this socket, when the server allows it."""
+
+    async def receive(self) -> ReceiveMessage:
+        message = await self._receive()
+        if message["type"] == "websocket.disconnect":
+            self._disconnected = True
+        return message
+
+    async def _put(self, message: Any) -> None:
+        if self._disconnected:
+            raise WebSocketDisconnect(detail="the socket is disconnected")
+        await self._send(message)
+
+    async def accept(self, subprotocol: str | None) -> None:
+        """Take the `websocket.connect` message, then accept."""
+        await self.receive()
+        await self._put({"type": "websocket.accept", "subprotocol": subprotocol, "headers": []})
+
+    async def send_text(self, text: str) -> None:
+        await self._put({"type": "websocket.send", "text": text, "bytes": None})
+
+    async def close(self, code: int, reason: str) -> None:
+        await self._put({"type": "websocket.close", "code": code, "reason": reason})
 
     def abort(self) -> None:
         """Drop the connection now, unsent data and all (the peer stopped reading)."""
@@ -60,29 +103,27 @@ class SocketTransport:
         transport lingers because its buffer cannot drain."""
         return self._raw is not None and self._raw.is_closing()
 
-    async def send_text(self, text: str) -> None:
-        await self._socket.send(WebSocketSendEvent(type="websocket.send", text=text, bytes=None))
 
-    async def close(self, code: int, reason: str) -> None:
-        await self._socket.close(code, reason)
-
-
-def _header(socket: WebSocket[Any, Any, Any], name: bytes) -> str | None:
-    """The first value of header `name` (lowercase), read from the scope: `socket.headers`
-    would keep a parsed copy of every header for the connection's life."""
-    for key, value in socket.scope["headers"]:
+def _header(scope: Scope, name: bytes) -> str | None:
+    """The first value of header `name` (lowercase), read from the scope (Litestar's
+    `socket.headers` kept a parsed copy of every header for the connection's life)."""
+    for key, value in scope["headers"]:
         if key.lower() == name:
             return value.decode("latin-1")
     return None
 
 
-def _credential(socket: WebSocket[Any, Any, Any]) -> str | None:
-    scheme, _, value = (_header(socket, b"authorization") or "").partition(" ")
+def _credential(scope: Scope) -> str | None:
+    scheme, _, value = (_header(scope, b"authorization") or "").partition(" ")
     if scheme.lower() == "bearer" and value.strip():
         return value.strip()
-    if b"token" not in socket.scope.get("query_string", b""):
-        return None  # not parsed (and kept) for nothing
-    return socket.query_params.get("token") or None
+    query: bytes = scope.get("query_string", b"")
+    if b"token" not in query:
+        return None
+    for name, token in parse_qsl(query.decode("latin-1"), keep_blank_values=True):
+        if name == "token":
+            return token or None
+    return None
 
 
 def limits_from(settings: Settings) -> SessionLimits:
@@ -99,32 +140,76 @@ def _limits(max_frame_bytes: int, max_subscriptions: int, publish_rate: float,
                          max_protocol_errors=max_protocol_errors)
 
 
-@websocket("/ws")
+@websocket(PATH)
 async def hub_socket(socket: WebSocket[Any, Any, Any]) -> None:
-    state = socket.app.state
+    """The hub's socket as a Litestar route: what any ASGI server (and Litestar's test
+    client) reaches; `loopai serve` takes `socket_entry`'s shorter way to `serve`."""
+    _share_exception_handlers(socket.scope)
+    await serve(SocketTransport(socket.scope, socket.receive, socket.send), socket.app.state)
+
+
+def socket_entry(app: Litestar) -> Callable[[Scope, Receive, Send], Awaitable[None]]:
+    """The ASGI app `loopai serve` runs: `app`, except that WebSocket connections to `/ws`
+    go straight to `serve`, as the Litestar route would take them (Litestar's middleware
+    for them is the request id, HTTP metrics and CORS, which pass WebSockets by, and the
+    transport recorder, done here), without a frame per layer. Not a coroutine itself."""
+    state = app.state
+
+    def entry(scope: Scope, receive: Receive, send: Send) -> Awaitable[None]:
+        if (scope["type"] == ScopeType.WEBSOCKET and scope["path"] in (PATH, PATH + "/")
+                and _host_ok(scope)):
+            record_transport(scope, send)
+            return _serve_direct(scope, receive, send, state)
+        return app(scope, receive, send)
+
+    return entry
+
+
+def _host_ok(scope: Scope) -> bool:
+    if _valid_host is None:
+        return False
+    for name, value in scope["headers"]:
+        if name == b"host":
+            return _valid_host(value)
+    return True
+
+
+async def _serve_direct(scope: Scope, receive: Receive, send: Send, state: State) -> None:
+    try:
+        await serve(SocketTransport(scope, receive, send), state)
+    except Exception:
+        # What Litestar's exception middleware does for a WebSocket route.
+        log.exception("WebSocket handler failed")
+        await send({"type": "websocket.close", "code": 4500, "reason": "Internal Server Error"})
+
+
+async def serve(socket: SocketTransport, state: State) -> None:
+    """Drive one connection: handshake, session, reader; the writer and the hub do the
+    rest."""
     hub: Hub = state.hub
     settings: Settings = state.settings
-    _share_exception_handlers(socket)
-    principal = await _handshake(socket, hub, state.origins, state.authenticator)
+    try:
+        principal = await _handshake(socket, hub, state.origins, state.authenticator)
+    except WebSocketDisconnect:
+        return  # gone before it was accepted
     if principal is None:
         return
     session = Session(
         SessionId(secrets.token_urlsafe(12)), principal, limits_from(settings),
         time.monotonic, on_error=hub.metrics.count_protocol_error,
     )
-    transport = SocketTransport(socket)
     if hub.draining:
         session.drain("draining", 1000)
         for frame in session.frames_to_send():
-            await transport.send_text(frame)
+            await socket.send_text(frame)
         close = session.close_expected()
         assert close is not None
         await socket.close(close[0], close[1])
         return
     liveness: Liveness = state.ws_liveness
-    conn = Connection(session, transport,
+    conn = Connection(session, socket,
                       SendQueue(settings.send_queue_max, settings.max_batch_bytes,
-                                hub.flush_tick, transport.direct),
+                                hub.flush_tick, socket.direct),
                       on_close_requested=liveness.close_requested)
     session.welcome(settings.instance_id, settings.heartbeat_ms)
     conn.flush_session()
@@ -149,11 +234,11 @@ _handlers: list[Any] = []
 """The exception handlers dict every connection shares (one slot: the last one resolved)."""
 
 
-def _share_exception_handlers(socket: WebSocket[Any, Any, Any]) -> None:
+def _share_exception_handlers(scope: Scope) -> None:
     """Litestar (2.25) resolves the route's exception handlers into a new dict for every
     connection, and the connection's scope state keeps it for the connection's life (0.6
     KiB). Connections of one route get equal dicts: they share one."""
-    state = ScopeState.from_scope(socket.scope)
+    state = ScopeState.from_scope(scope)
     resolved = state.exception_handlers
     if _handlers and _handlers[0] == resolved:
         state.exception_handlers = _handlers[0]
@@ -161,11 +246,12 @@ def _share_exception_handlers(socket: WebSocket[Any, Any, Any]) -> None:
         _handlers[:] = [resolved]
 
 
-async def _handshake(socket: WebSocket[Any, Any, Any], hub: Hub, origins: OriginPolicy,
+async def _handshake(socket: SocketTransport, hub: Hub, origins: OriginPolicy,
                      authenticator: Authenticator) -> Principal | None:
     """Check the origin, accept, authenticate: who is connected, or None when the socket
     was refused (and closed)."""
-    origin = _header(socket, b"origin")
+    scope: Any = socket.scope
+    origin = _header(scope, b"origin")
     if not origins.allows(origin):
         # Refused before the upgrade: uvicorn answers a close before accept with HTTP 403,
         # so a page from a foreign site never gets an open socket.
@@ -173,12 +259,11 @@ async def _handshake(socket: WebSocket[Any, Any, Any], hub: Hub, origins: Origin
         hub.metrics.closes.labels("403").inc()
         await socket.close(CloseCode.FORBIDDEN, "origin not allowed")
         return None
-    wanted = socket.scope.get("subprotocols") or ()
-    await socket.accept(subprotocols=SUBPROTOCOL if SUBPROTOCOL in wanted else None)
-    principal = authenticator.authenticate(_credential(socket))
+    wanted = scope.get("subprotocols") or ()
+    await socket.accept(SUBPROTOCOL if SUBPROTOCOL in wanted else None)
+    principal = authenticator.authenticate(_credential(scope))
     # Nothing reads the handshake's headers again: the scope, which lives as long as the
     # connection (and a browser's headers take kilobytes), lets go of them.
-    scope: Any = socket.scope
     scope["headers"] = ()
     scope["subprotocols"] = ()
     if principal is None:
@@ -273,7 +358,7 @@ class Expiry:
             self._handle.cancel()
 
 
-async def _read(socket: WebSocket[Any, Any, Any], hub: Hub, conn: Connection,
+async def _read(socket: SocketTransport, hub: Hub, conn: Connection,
                 expiry: Expiry | None) -> None:
     try:
         while not conn.closing:
