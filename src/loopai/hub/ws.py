@@ -150,9 +150,11 @@ async def hub_socket(socket: WebSocket[Any, Any, Any]) -> None:
 
 def socket_entry(app: Litestar) -> Callable[[Scope, Receive, Send], Awaitable[None]]:
     """The ASGI app `loopai serve` runs: `app`, except that WebSocket connections to `/ws`
-    go straight to `serve`, as the Litestar route would take them (Litestar's middleware
-    for them is the request id, HTTP metrics and CORS, which pass WebSockets by, and the
-    transport recorder, done here), without a frame per layer. Not a coroutine itself."""
+    go straight to `serve`, without a frame per layer. The app's middleware has nothing to
+    do for them (request id, HTTP metrics, CORS and the rate limit pass WebSockets by; the
+    transport recorder's work is done here), so they are served as the Litestar route
+    serves them. Middleware added to the app later does not see them: what it must do for
+    the hub's sockets goes here too. Not a coroutine itself."""
     state = app.state
 
     def entry(scope: Scope, receive: Receive, send: Send) -> Awaitable[None]:
