@@ -46,7 +46,7 @@ from loopai.hub.hub import Hub
 from loopai.hub.instances import InstanceRegistry, RedisInstanceRegistry
 from loopai.hub.metrics import HubMetrics
 from loopai.hub.origins import OriginPolicy
-from loopai.hub.ws import hub_socket
+from loopai.hub.ws import Liveness, hub_socket
 
 log = logging.getLogger("loopai")
 
@@ -149,6 +149,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         "domain": domain,
         "instances": instances,
         "origins": origins,
+        "ws_liveness": Liveness(hub, settings.heartbeat_ms / 1000),
     })
     route_handlers: list[Any] = [
         hub_socket,

@@ -19,6 +19,8 @@ from loopai.api.http_protocol import protocol_path
 from loopai.app import create_app, drain
 from loopai.config import Settings
 from loopai.errors import ConfigurationError
+from loopai.hub import ws_protocol
+from loopai.hub.ws import socket_entry
 
 log = logging.getLogger("loopai")
 
@@ -95,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     _configure_logs(settings)
     memory.tune_collector()
-    _DrainingServer(_uvicorn_config(settings, app), app).run()
+    _DrainingServer(_uvicorn_config(settings, socket_entry(app)), app).run()
     return 0
 
 
@@ -109,6 +111,9 @@ def _uvicorn_config(settings: Settings, app: Any, **extra: Any) -> uvicorn.Confi
     heartbeat = settings.heartbeat_ms / 1000
     return uvicorn.Config(
         app,
+        # Said, not detected: `socket_entry` is a plain function returning the awaitable,
+        # which uvicorn's detection would take for ASGI 2.
+        interface="asgi3",
         host=settings.host,
         port=settings.port,
         log_level=settings.log_level,
@@ -116,6 +121,8 @@ def _uvicorn_config(settings: Settings, app: Any, **extra: Any) -> uvicorn.Confi
         # The parser's own 400s in the API's error shape (an import string, so that
         # `--workers` processes can load it too).
         http=protocol_path(),
+        # uvicorn's sans-I/O WebSocket protocol, holding less per idle connection.
+        ws=ws_protocol.protocol_path(),
         ws_max_size=settings.max_frame_bytes,
         # Compression would run once per subscriber per frame, undoing "encode once".
         ws_per_message_deflate=False,
@@ -134,7 +141,7 @@ _worker_app: list[Any] = []
 
 def worker_app() -> Any:
     """The app factory each `--workers` process calls: settings from LOOPAI_* (the parent
-    exported its flags), one full instance with its own id."""
+    exported its flags), one full instance with its own id, behind `socket_entry`."""
     settings = Settings.from_env(workers=1)
     if os.environ.get("LOOPAI_WORKER_ID_SUFFIX"):
         settings.instance_id = f"{settings.instance_id}-{os.getpid()}"
@@ -142,7 +149,7 @@ def worker_app() -> Any:
     _configure_logs(settings)  # after the app: Litestar sets up logging of its own
     memory.tune_collector()
     _worker_app.append(app)
-    return app
+    return socket_entry(app)
 
 
 def _serve_workers(settings: Settings, explicit_id: bool) -> int:

@@ -13,6 +13,7 @@ and 413s made from exceptions raised in middleware.
 from __future__ import annotations
 
 import time
+from collections.abc import Awaitable
 from typing import Any
 
 from litestar import Litestar
@@ -77,16 +78,18 @@ class Edge:
         """Wrap `app`'s ASGI handler (what `Litestar.__call__` calls for every connection)."""
         app.asgi_handler = cls(app.asgi_handler, metrics, allow)
 
-    async def __call__(self, scope: Any, receive: Receive, send: Send) -> None:
-        # `scope` is the server's plain dict (Litestar's TypedDicts split it by kind).
+    def __call__(self, scope: Any, receive: Receive, send: Send) -> Awaitable[None]:
+        # `scope` is the server's plain dict (Litestar's TypedDicts split it by kind). Not a
+        # coroutine for what is not HTTP: a WebSocket handler runs for the connection's
+        # life, and a layer it is awaited through keeps a frame per connection.
         kind = scope["type"]
+        if kind == "http":
+            return self._http(scope, receive, send)
         if kind == "websocket":
             record_transport(scope, send)
-            await self.app(scope, receive, send)
-            return
-        if kind != "http":
-            await self.app(scope, receive, send)
-            return
+        return self.app(scope, receive, send)
+
+    async def _http(self, scope: Any, receive: Receive, send: Send) -> None:
         rid, origin = _scan(scope["headers"])
         scope.setdefault("state", {})["request_id"] = rid
         rid_header = (b"x-request-id", rid.encode("latin-1"))

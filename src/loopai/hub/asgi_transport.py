@@ -7,7 +7,8 @@ protocol object holding the asyncio transport; when that is there we can abort. 
 servers `find_transport` returns None and the hub falls back to what ASGI allows.
 
 The same reach lets fan-out write a ready frame to an idle socket without a task switch
-(`DirectSocket`), for uvicorn's default WebSocket protocol (websockets' sans-I/O one) only:
+(`DirectSocket`), for uvicorn's default WebSocket protocol (websockets' sans-I/O one) and the
+hub's lean variant of it (`hub/ws_protocol.py`) only:
 its state is checked before every write, and anything else takes the ASGI path.
 """
 
@@ -79,9 +80,12 @@ class DirectSocket:
             from uvicorn.protocols.websockets.websockets_sansio_impl import (
                 WebSocketsSansIOProtocol,
             )
+
+            from loopai.hub.ws_protocol import LeanWebSocketProtocol
         except ImportError:  # pragma: no cover - uvicorn or websockets missing
             return None
-        if transport is None or type(protocol) is not WebSocketsSansIOProtocol:
+        if transport is None or type(protocol) not in (WebSocketsSansIOProtocol,
+                                                        LeanWebSocketProtocol):
             return None
         return cls(protocol, transport)
 

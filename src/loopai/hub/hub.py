@@ -255,7 +255,7 @@ class Hub:
             conn.session.drain(reason, retry_ms)
             conn.flush_session()
         if conns:
-            waits = [asyncio.ensure_future(c.closed.wait()) for c in conns]
+            waits = [asyncio.ensure_future(c.wait_closed()) for c in conns]
             _, pending = await asyncio.wait(waits, timeout=timeout_s)
             for task in pending:
                 task.cancel()

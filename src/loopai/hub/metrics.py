@@ -37,6 +37,8 @@ class HubMetrics:
         self.closes = Counter(
             "loopai_hub_closes", "Connections closed by the server, by close code", ["code"],
             registry=registry)
+        self.count_protocol_error: Callable[[str], None] = self._count_protocol_error
+        """Made once, for every session's `on_error` (a closure each was 200 B per connection)."""
         self.delivery_latency = Histogram(
             "loopai_hub_delivery_latency_seconds",
             "Publish time to local fan-out, per event (once per instance, not per subscriber)",
@@ -48,6 +50,9 @@ class HubMetrics:
         self.connections.set_function(connections)
         self.subscriptions.set_function(subscriptions)
         self.send_queue_depth.set_function(queue_depth)
+
+    def _count_protocol_error(self, code: str) -> None:
+        self.protocol_errors.labels(code).inc()
 
     def observe_delivery(self, published_ms: int, receivers: int) -> None:
         self.events_delivered.inc(receivers)

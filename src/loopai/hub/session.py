@@ -76,7 +76,7 @@ class TopicReady:
     buffered: list[tuple[Event, str]] = field(default_factory=list)
 
 
-@dataclass
+@dataclass(slots=True)
 class _TokenBucket:
     rate: float
     burst: float
@@ -93,9 +93,12 @@ class _TokenBucket:
         return self.tokens
 
 
-@dataclass
+@dataclass(slots=True)
 class Session:
-    """Protocol state of one connection: its subscriptions, limits and pending replies."""
+    """Protocol state of one connection: its subscriptions, limits and pending replies.
+
+    Kept small, since every idle connection holds one: slots, no list while nothing is
+    pending, and no token bucket until the first publish (it starts full either way)."""
 
     id: SessionId
     principal: Principal
@@ -105,14 +108,9 @@ class Session:
     """Told each error code sent, for metrics."""
     topics: set[Topic] = field(default_factory=set)
     protocol_errors: int = 0
-    _out: list[str] = field(default_factory=list)
+    _out: list[str] | None = None
     _close: tuple[CloseCode, str] | None = None
     _bucket: _TokenBucket | None = None
-
-    def __post_init__(self) -> None:
-        now = self.clock()
-        burst = float(self.limits.publish_burst)
-        self._bucket = _TokenBucket(self.limits.publish_rate, burst, burst, now)
 
     # --- input
 
@@ -215,8 +213,12 @@ class Session:
             self.error(ErrorCode.FORBIDDEN, "reserved topic: only the server publishes here",
                        msg.ref, topic)
             return []
-        assert self._bucket is not None
-        balance = self._bucket.take(self.clock())
+        now = self.clock()
+        bucket = self._bucket
+        if bucket is None:
+            burst = float(self.limits.publish_burst)
+            bucket = self._bucket = _TokenBucket(self.limits.publish_rate, burst, burst, now)
+        balance = bucket.take(now)
         if balance < 0:
             if balance <= -self.limits.publish_burst:
                 self._close = (CloseCode.RATE_LIMITED, "publish rate limit exceeded")
@@ -250,7 +252,7 @@ class Session:
             return
         states = [m.TopicState(r.plan.topic, r.plan.cursor, r.plan.recovered) for r in ready]
         self._send(m.Subscribed(topics=states, ref=ref))
-        out = self._out
+        out = self._queued()
         for item in ready:
             plan = item.plan
             if plan.gap is not None:
@@ -293,7 +295,13 @@ class Session:
     # --- output
 
     def _send(self, message: m.ServerMessage) -> None:
-        self._out.append(m.encode(message))
+        self._queued().append(m.encode(message))
+
+    def _queued(self) -> list[str]:
+        out = self._out
+        if out is None:
+            out = self._out = []
+        return out
 
     def error(self, code: str, message: str, ref: str | None = None,
               topic: str | None = None, topics: list[str] | None = None) -> None:
@@ -315,8 +323,8 @@ class Session:
         """Frames queued since the last call, in order. The caller puts each, in this order,
         on the connection's send queue (before any later live event), then checks
         `close_expected()`."""
-        out, self._out = self._out, []
-        return out
+        out, self._out = self._out, None
+        return out if out is not None else []
 
     def close_expected(self) -> tuple[CloseCode, str] | None:
         """The close this session decided, or None. When set, the caller sends the frames

@@ -1,4 +1,5 @@
-"""The per-connection writer against an in-memory transport."""
+"""The per-connection writer against an in-memory transport. The connection starts its
+writer when frames are ready and ends it when idle; `wait_closed` returns once it closed."""
 
 from __future__ import annotations
 
@@ -36,7 +37,6 @@ def make(max_items: int = 10) -> tuple[Connection, MemoryTransport]:
 
 async def test_frames_sent_in_order_and_batched_when_waiting() -> None:
     conn, t = make()
-    writer = asyncio.create_task(conn.run_writer())
     t.gate.clear()
     conn.push('{"i":0}')
     await asyncio.sleep(0)
@@ -47,39 +47,36 @@ async def test_frames_sent_in_order_and_batched_when_waiting() -> None:
     assert t.sent[0] == '{"i":0}'
     assert json.loads(t.sent[1]) == [{"i": 1}, {"i": 2}, {"i": 3}]
     conn.request_close(CloseCode.NORMAL, "bye")
-    await asyncio.wait_for(writer, 1)
+    await asyncio.wait_for(conn.wait_closed(), 1)
 
 
 async def test_close_after_flush_sends_queued_frames_first() -> None:
     conn, t = make()
-    writer = asyncio.create_task(conn.run_writer())
     await asyncio.sleep(0)
     conn.push('{"op":"reconnect"}')
     conn.request_close(CloseCode.SERVICE_RESTART, "draining")
-    await asyncio.wait_for(writer, 1)
+    await asyncio.wait_for(conn.wait_closed(), 1)
     assert t.sent == ['{"op":"reconnect"}']
     assert t.closed == (1012, "draining")
-    assert conn.closed.is_set()
+    assert conn.closed and conn.close_sent
 
 
 async def test_close_when_idle_does_not_hang() -> None:
     conn, t = make()
-    writer = asyncio.create_task(conn.run_writer())
     conn.push("1")
     await asyncio.sleep(0.01)
     conn.request_close(CloseCode.SERVICE_RESTART, "x")
-    await asyncio.wait_for(writer, 1)
+    await asyncio.wait_for(conn.wait_closed(), 1)
     assert t.closed == (1012, "x")
 
 
 async def test_overflow_closes_4408_without_flushing() -> None:
     conn, t = make(max_items=3)
     t.gate.clear()
-    writer = asyncio.create_task(conn.run_writer())
     results = [conn.push(str(i)) for i in range(5)]
     assert results[:3] == [True, True, True] and results[3] is False
     t.gate.set()
-    await asyncio.wait_for(writer, 1)
+    await asyncio.wait_for(conn.wait_closed(), 1)
     assert t.closed is not None and t.closed[0] == 4408
     assert len(t.sent) <= 1
 
@@ -88,14 +85,13 @@ async def test_linger_gathers_events_into_one_frame() -> None:
     t = MemoryTransport()
     session = Session(SessionId("s"), ANONYMOUS, SessionLimits(), lambda: 0.0)
     conn = Connection(session, t, SendQueue(10, 10_000, FlushTick(0.05)))
-    writer = asyncio.create_task(conn.run_writer())
     conn.push('{"i":0}')
     await asyncio.sleep(0.01)
     conn.push('{"i":1}')
     await asyncio.sleep(0.1)
     assert [json.loads(f) for f in t.sent] == [[{"i": 0}, {"i": 1}]]
     conn.request_close(CloseCode.NORMAL, "bye")
-    await asyncio.wait_for(writer, 1)
+    await asyncio.wait_for(conn.wait_closed(), 1)
 
 
 async def test_one_tick_wakes_every_queue_that_joined_it() -> None:
@@ -105,18 +101,18 @@ async def test_one_tick_wakes_every_queue_that_joined_it() -> None:
         t = MemoryTransport()
         session = Session(SessionId("s"), ANONYMOUS, SessionLimits(), lambda: 0.0)
         conn = Connection(session, t, SendQueue(10, 10_000, tick))
-        pairs.append((conn, t, asyncio.create_task(conn.run_writer())))
-    for conn, _, _ in pairs:
+        pairs.append((conn, t))
+    for conn, _ in pairs:
         conn.push('{"i":0}')
     await asyncio.sleep(0.005)
-    assert all(t.sent == [] for _, t, _ in pairs)
-    for conn, _, _ in pairs:
+    assert all(t.sent == [] for _, t in pairs)
+    for conn, _ in pairs:
         conn.push('{"i":1}')
     await asyncio.sleep(0.05)
-    assert all([json.loads(f) for f in t.sent] == [[{"i": 0}, {"i": 1}]] for _, t, _ in pairs)
-    for conn, _, writer in pairs:
+    assert all([json.loads(f) for f in t.sent] == [[{"i": 0}, {"i": 1}]] for _, t in pairs)
+    for conn, _ in pairs:
         conn.request_close(CloseCode.NORMAL, "bye")
-        await asyncio.wait_for(writer, 1)
+        await asyncio.wait_for(conn.wait_closed(), 1)
 
 
 class FakeDirect:
@@ -140,7 +136,6 @@ def _direct_conn(tick: FlushTick, direct: FakeDirect) -> tuple[Connection, Memor
 async def test_tick_writes_idle_sockets_directly_sharing_one_frame() -> None:
     tick = FlushTick(0.01)
     conns = [_direct_conn(tick, FakeDirect()) for _ in range(3)]
-    writers = [asyncio.create_task(c.run_writer()) for c, _ in conns]
     await asyncio.sleep(0)
     for frame in ('{"i":0}', '{"i":1}'):
         for conn, _ in conns:
@@ -151,28 +146,26 @@ async def test_tick_writes_idle_sockets_directly_sharing_one_frame() -> None:
     assert sent[0][0] is sent[1][0] is sent[2][0], "built once, shared"
     assert sent[0][0] == text_frame('[{"i":0},{"i":1}]')
     assert all(t.sent == [] for _, t in conns), "the writer tasks did not send"
-    for (conn, _), writer in zip(conns, writers, strict=True):
+    for conn, _ in conns:
         conn.request_close(CloseCode.NORMAL, "bye")
-        await asyncio.wait_for(writer, 1)
+        await asyncio.wait_for(conn.wait_closed(), 1)
 
 
 async def test_a_socket_that_is_not_writable_gets_the_writer_path() -> None:
     tick = FlushTick(0.01)
     conn, t = _direct_conn(tick, FakeDirect(writable=False))
-    writer = asyncio.create_task(conn.run_writer())
     await asyncio.sleep(0)
     conn.push('{"i":0}')
     await asyncio.sleep(0.03)
     assert t.sent == ['{"i":0}']
     conn.request_close(CloseCode.NORMAL, "bye")
-    await asyncio.wait_for(writer, 1)
+    await asyncio.wait_for(conn.wait_closed(), 1)
 
 
 async def test_a_busy_writer_keeps_the_order_by_sending_itself() -> None:
     tick = FlushTick(0.01)
     direct = FakeDirect()
     conn, t = _direct_conn(tick, direct)
-    writer = asyncio.create_task(conn.run_writer())
     await asyncio.sleep(0)
     t.gate.clear()
     direct.ok = False
@@ -186,7 +179,7 @@ async def test_a_busy_writer_keeps_the_order_by_sending_itself() -> None:
     await asyncio.sleep(0.03)
     assert t.sent == ['{"i":0}', '{"i":1}']
     conn.request_close(CloseCode.NORMAL, "bye")
-    await asyncio.wait_for(writer, 1)
+    await asyncio.wait_for(conn.wait_closed(), 1)
 
 
 def test_text_frame_headers() -> None:
@@ -195,3 +188,52 @@ def test_text_frame_headers() -> None:
     big = text_frame("x" * 70_000)
     assert big[:2] == b"\x81\x7f" and int.from_bytes(big[2:10], "big") == 70_000
     assert len(big) == 10 + 70_000
+
+
+async def test_an_idle_connection_holds_no_writer_task() -> None:
+    conn, t = make()
+    conn.push('{"i":0}')
+    assert conn._writer is not None
+    await asyncio.sleep(0.01)
+    assert t.sent == ['{"i":0}']
+    assert conn._writer is None and not conn.closed, "the writer ended once idle"
+    conn.push('{"i":1}')
+    await asyncio.sleep(0.01)
+    assert t.sent == ['{"i":0}', '{"i":1}']
+    conn.request_close(CloseCode.NORMAL, "bye")
+    await asyncio.wait_for(conn.wait_closed(), 1)
+    assert t.closed == (1000, "bye")
+
+
+class FailingTransport(MemoryTransport):
+    async def send_text(self, text: str) -> None:
+        raise RuntimeError("socket broke")
+
+
+async def test_a_failed_send_ends_the_connection_and_tells_the_driver() -> None:
+    told: list[tuple[bool, bool]] = []
+    session = Session(SessionId("s"), ANONYMOUS, SessionLimits(), lambda: 0.0)
+    t = FailingTransport()
+    conn = Connection(session, t, SendQueue(10, 10_000),
+                      on_close_requested=lambda c: told.append((c.closed, c.close_sent)))
+    conn.push('{"i":0}')
+    await asyncio.wait_for(conn.wait_closed(), 1)
+    assert told == [(True, False)], "told once: closed, no close sent"
+    assert conn.closing and t.closed is None
+    assert conn.push('{"i":1}') and len(conn.queue) == 0, "nothing more is queued"
+
+
+async def test_stop_cancels_a_stuck_writer_and_releases_every_waiter() -> None:
+    conn, t = make()
+    t.gate.clear()
+    conn.push('{"i":0}')
+    await asyncio.sleep(0)
+    given_up = asyncio.create_task(conn.wait_closed())
+    waiting = asyncio.create_task(conn.wait_closed())
+    await asyncio.sleep(0)
+    given_up.cancel()
+    await asyncio.sleep(0)
+    conn.stop()
+    await asyncio.wait_for(waiting, 1)
+    assert conn.closed and not conn.close_sent and conn._writer is None
+    assert t.sent == [] and t.closed is None

@@ -46,11 +46,11 @@ class Client:
         self.hub = hub
         self.transport = FakeTransport()
         session = Session(SessionId(name), ANONYMOUS, SessionLimits(), lambda: 0.0)
-        self.conn = Connection(session, self.transport, SendQueue(queue_max, 65_536))
+        self.conn = Connection(session, self.transport, SendQueue(queue_max, 65_536),
+                               close_timeout_s=1)
         session.welcome("test", 25_000)
         self.conn.flush_session()
         hub.register(self.conn)
-        self.writer = asyncio.create_task(self.conn.run_writer(close_timeout_s=1))
         self._seen = 0
 
     async def send(self, message: dict[str, Any]) -> None:
@@ -72,8 +72,7 @@ class Client:
 
     async def close(self) -> None:
         self.hub.unregister(self.conn)
-        self.writer.cancel()
-        await asyncio.gather(self.writer, return_exceptions=True)
+        self.conn.stop()
 
 
 def make_hub(backplane: MemoryBackplane | None = None) -> Hub:
@@ -239,7 +238,7 @@ async def test_slow_consumer_is_closed_and_others_keep_receiving() -> None:
     await asyncio.sleep(0)
     await _publish(hub, 10)
     slow.transport.gate.set()
-    await asyncio.wait_for(slow.writer, 1)
+    await asyncio.wait_for(slow.conn.wait_closed(), 1)
     assert slow.transport.closed is not None and slow.transport.closed[0] == 4408
     assert sum(m["op"] == "event" for m in await fast.messages()) == 11
     assert hub.metrics.slow_consumer_closes._value.get() == 1
