@@ -34,7 +34,9 @@ def _hook(guards: Sequence[Guard], body: bool) -> Callable[[Request[Any, Any, An
                                                            Awaitable[None]]:
     async def before_request(request: Request[Any, Any, Any]) -> None:
         for guard in guards:
-            await guard(request, request.route_handler)  # our guards are async (auth.py)
+            checked = guard(request, request.route_handler)
+            if inspect.isawaitable(checked):  # ours are async (auth.py); a plain one works too
+                await checked
         if body:
             await check_body(request)
 
