@@ -30,13 +30,7 @@ MAX_REQUEST_ID = 128
 
 def request_id_from(headers: Any) -> str:
     """The caller's `X-Request-ID` (at most 128 characters), or a fresh id."""
-    for name, value in headers:
-        if name == b"x-request-id":
-            rid: str = value.decode("latin-1")[:MAX_REQUEST_ID]
-            if rid:
-                return rid
-            break
-    return fresh_id()
+    return _scan(headers)[0]
 
 
 def header(scope: Any, name: bytes) -> str | None:
@@ -50,7 +44,8 @@ def header(scope: Any, name: bytes) -> str | None:
 
 
 def _scan(headers: Any) -> tuple[str, bool]:
-    """The request id (as `request_id_from`) and whether an `Origin` header was sent."""
+    """The caller's `X-Request-ID` (at most 128 characters; the first one sent) or a fresh
+    id, and whether an `Origin` header was sent."""
     rid = ""
     origin = False
     for name, value in headers:
