@@ -84,6 +84,7 @@ class Link(asyncio.Protocol):
         self.reader = hiredis.Reader()
         self.transport: asyncio.Transport | None = None
         self.lost = asyncio.get_running_loop().create_future()
+        self.handshake: asyncio.Future[object] | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
@@ -94,7 +95,21 @@ class Link(asyncio.Protocol):
             reply = self.reader.gets()
             if reply is False:
                 return
+            if self.handshake is not None and not self.handshake.done():
+                self.handshake.set_result(reply)
+                continue
             self.pub.reply(reply)
+
+    async def ask(self, command: bytes, timeout: float = 2.0) -> object:
+        """One command outside the stream (PING, SCRIPT LOAD), answered before any publish."""
+        assert self.transport is not None
+        self.handshake = asyncio.get_running_loop().create_future()
+        self.transport.write(command)
+        done, _ = await asyncio.wait([self.handshake, self.lost], timeout=timeout,
+                                     return_when=asyncio.FIRST_COMPLETED)
+        if self.handshake not in done:
+            raise ConnectionError("no reply")
+        return self.handshake.result()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.transport = None
@@ -107,7 +122,6 @@ class Publisher:
         self.args = args
         self.enc = Encoder(args)
         self.inflight: collections.deque[tuple[int, bytes]] = collections.deque()
-        self.expect_load = 0
         self.acked = 0
         self.errors = 0
         self.error_samples: list[str] = []
@@ -115,9 +129,6 @@ class Publisher:
         self.link: Link | None = None
 
     def reply(self, reply: object) -> None:
-        if self.expect_load:
-            self.expect_load -= 1
-            return
         if not self.inflight:
             return
         self.inflight.popleft()
@@ -129,23 +140,30 @@ class Publisher:
             self.acked += 1
 
     async def connect(self) -> None:
+        """Connect, wait until Redis serves (a restarted Redis answers LOADING while it reads
+        its append-only file, and has forgotten every script), load the script, then resend
+        whatever was sent and not answered, in order: with the same idempotency key, a
+        publish that Redis already ran stores nothing the second time."""
         loop = asyncio.get_running_loop()
         delay = 0.02
         while True:
+            link: Link | None = None
             try:
                 _, link = await loop.create_connection(lambda: Link(self), "127.0.0.1",
                                                        self.args.redis_port)
-                break
+                ready = await link.ask(resp("PING"))
+                if self.args.mode == "hub" and not isinstance(ready, hiredis.ReplyError):
+                    ready = await link.ask(resp("SCRIPT", "LOAD", SCRIPT))
+                if not isinstance(ready, hiredis.ReplyError):
+                    break
             except OSError:
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 0.5)
+                pass
+            if link is not None and link.transport is not None:
+                link.transport.close()
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 0.5)
         self.link = link
         assert link.transport is not None
-        if self.args.mode == "hub":
-            self.expect_load = 1
-            link.transport.write(resp("SCRIPT", "LOAD", SCRIPT))
-        # Whatever was sent and not answered goes again, in order: with the same
-        # idempotency key, a publish that Redis already ran stores nothing the second time.
         if self.inflight:
             link.transport.write(b"".join(cmd for _, cmd in self.inflight))
 
