@@ -107,6 +107,62 @@ async def test_history_after_cursor_and_latest(make) -> None:  # type: ignore[no
     assert not from_zero.gap and len(from_zero.events) == 5
 
 
+async def test_redis_latest_never_answers_a_call_with_a_read_sent_before_it(
+    redis_server: RedisServer,
+) -> None:
+    """Calls of `latest` share reads. A call made while a read is in flight, after an event
+    was stored, must wait for the next read: the one in flight may predate the event, and a
+    subscriber starting from it would never get that event."""
+    bp = RedisBackplane(redis_server.url, prefix="late:")
+    await bp.start(Recorder())
+    late: list[tuple[Event, asyncio.Task[Cursor | None]]] = []
+    read = bp._read_latest
+
+    async def read_then_publish(topic: Topic) -> Cursor | None:
+        value = await read(topic)  # this read's answer is fixed now
+        if not late:
+            event = await bp.publish(T, "t", raw("late"), now())
+            late.append((event, asyncio.create_task(bp.latest(T))))
+            for _ in range(3):  # the late call starts while this read is still out
+                await asyncio.sleep(0)
+        return value
+
+    bp._read_latest = read_then_publish  # type: ignore[method-assign]
+    try:
+        await _ready(bp)
+        first = await bp.latest(T)
+        (event, call), = late
+        seen = await call
+        assert first is not None and seen is not None
+        assert _order(first) < _order(event.cursor) <= _order(seen)
+    finally:
+        await bp.close()
+
+
+def _xrevrange_calls(server: RedisServer) -> int:
+    stats = redis_lib.Redis.from_url(server.url).info("commandstats")
+    return int(stats.get("cmdstat_xrevrange", {}).get("calls", 0))
+
+
+async def test_redis_concurrent_latest_calls_share_round_trips(
+    redis_server: RedisServer,
+) -> None:
+    """A burst of fresh subscribes (each reads the topic's latest cursor) costs a few
+    round trips, not one each."""
+    bp = RedisBackplane(redis_server.url, prefix="share:")
+    await bp.start(Recorder())
+    try:
+        await _ready(bp)
+        await bp.publish(T, "t", raw(0), now())
+        before = _xrevrange_calls(redis_server)
+        answers = await asyncio.gather(*(bp.latest(T) for _ in range(500)))
+        used = _xrevrange_calls(redis_server) - before
+        assert len(set(answers)) == 1 and answers[0] is not None
+        assert 1 <= used <= 10, used
+    finally:
+        await bp.close()
+
+
 async def test_trimmed_cursor_is_a_gap(make) -> None:  # type: ignore[no-untyped-def]
     bp, _ = await make(max_events=10)
     first = await bp.publish(T, "t", raw(0), now())

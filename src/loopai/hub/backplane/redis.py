@@ -76,6 +76,12 @@ REDIS_POOL_SIZE = 64
 """Command connections one instance keeps to Redis (publishes are pipelined: few are busy)."""
 
 
+
+def _retrieve(future: asyncio.Future[Any]) -> None:
+    """Marks a shared read's failure as seen: its callers may all have been cancelled."""
+    if not future.cancelled():
+        future.exception()
+
 class RedisBackplane(Backplane):
     name = "redis"
     pipelined = True
@@ -121,6 +127,9 @@ class RedisBackplane(Backplane):
         self._needs_backfill = False
         self._outbox: list[tuple[list[str], list[Any], asyncio.Future[Any]]] = []
         self._sender: asyncio.Task[None] | None = None
+        self._latest_next: dict[Topic, asyncio.Future[Cursor | None]] = {}
+        """Per topic, the callers of `latest` waiting for the next read."""
+        self._latest_readers: dict[Topic, asyncio.Task[None]] = {}
 
     @classmethod
     def from_settings(cls, settings: Settings) -> RedisBackplane:
@@ -169,6 +178,12 @@ class RedisBackplane(Backplane):
 
     async def close(self) -> None:
         self._closed = True
+        for reader in list(self._latest_readers.values()):
+            reader.cancel()
+        for waiting in self._latest_next.values():
+            if not waiting.done():
+                waiting.set_exception(BackplaneUnavailable("closed"))
+        self._latest_next.clear()
         if self._task is not None:
             self._task.cancel()
             # redis-py can turn a cancellation inside a read into a timeout; the loop also
@@ -469,8 +484,38 @@ class RedisBackplane(Backplane):
                      int(fields[b"ts"]), msgspec.Raw(fields[b"d"]))
 
     async def latest(self, topic: Topic) -> Cursor | None:
-        """The topic's newest cursor: what every fresh subscribe reads, so one round trip
-        (the epoch as `_epoch` makes it, and the stream's last entry, pipelined)."""
+        """The topic's newest cursor: what every fresh subscribe reads. Concurrent calls for
+        one topic share reads: a call joins the next read, never one already sent, so the
+        answer is never older than the call (10,000 subscribes at once made 10,000 round
+        trips, a quarter of the time to connect them)."""
+        waiting = self._latest_next.get(topic)
+        if waiting is None:
+            waiting = self._latest_next[topic] = asyncio.get_running_loop().create_future()
+            waiting.add_done_callback(_retrieve)
+            if topic not in self._latest_readers:
+                self._latest_readers[topic] = asyncio.create_task(self._latest_rounds(topic))
+        return await asyncio.shield(waiting)
+
+    async def _latest_rounds(self, topic: Topic) -> None:
+        """Reads `topic`'s latest cursor for whoever waits, round after round, until a round
+        finds nobody waiting."""
+        try:
+            while (waiting := self._latest_next.pop(topic, None)) is not None:
+                try:
+                    value = await self._read_latest(topic)
+                except BackplaneUnavailable as exc:
+                    waiting.set_exception(exc)
+                except BaseException as exc:
+                    waiting.set_exception(BackplaneUnavailable(f"read failed: {exc!r}"))
+                    raise
+                else:
+                    waiting.set_result(value)
+        finally:
+            self._latest_readers.pop(topic, None)
+
+    async def _read_latest(self, topic: Topic) -> Cursor | None:
+        """One round trip: the epoch as `_epoch` makes it, and the stream's last entry,
+        pipelined."""
         try:
             fresh = secrets.token_hex(4)
             async with self._redis.pipeline(transaction=False) as pipe:
