@@ -7,7 +7,9 @@ array frame, so a busy topic costs one socket write per batch, not per event.
 Queues that share a `FlushTick` wake their writers together, `interval_s` after the first
 frame of a batch arrived: one timer per instance instead of one sleep per writer, so an
 event fanned out to a thousand idle connections costs one wake per writer, not two plus a
-timer each.
+timer each. After a quiet spell (no tick in the last `interval_s`) the tick comes at once,
+as Nagle's algorithm sends at once when nothing is in flight: waiting would gather nothing
+and only add latency.
 """
 
 from __future__ import annotations
@@ -51,21 +53,29 @@ class Listener(Protocol):
 
 class FlushTick:
     """One shared linger timer. A queue whose first frame arrives joins the next tick; the
-    tick wakes every writer that joined."""
+    tick wakes every writer that joined. The tick is `interval_s` away while ticks keep
+    coming, and at the loop's next turn (still gathering what arrives in this one) when
+    none came in the last `interval_s`."""
 
-    __slots__ = ("_due", "_handle", "interval_s")
+    __slots__ = ("_due", "_handle", "_quiet_from", "interval_s")
 
     def __init__(self, interval_s: float) -> None:
         self.interval_s = interval_s
         self._due: list[SendQueue] = []
-        self._handle: asyncio.TimerHandle | None = None
+        self._handle: asyncio.Handle | None = None
+        self._quiet_from = 0.0
+        """Loop time from which no tick happened for `interval_s`."""
 
     def join(self, queue: SendQueue) -> None:
         self._due.append(queue)
         if self._handle is None:
             # Once per tick, not per queue; looked up each time because an app (and its
             # hub) may outlive one loop in tests.
-            self._handle = asyncio.get_running_loop().call_later(self.interval_s, self._fire)
+            loop = asyncio.get_running_loop()
+            if loop.time() >= self._quiet_from:
+                self._handle = loop.call_soon(self._fire)
+            else:
+                self._handle = loop.call_later(self.interval_s, self._fire)
 
     def _fire(self) -> None:
         self._handle = None
@@ -76,6 +86,7 @@ class FlushTick:
         for queue in due:
             if not queue.write_direct(built):
                 queue.wake()
+        self._quiet_from = asyncio.get_running_loop().time() + self.interval_s
 
 
 class SendQueue:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Callable
 
 from loopai.hub.auth import ANONYMOUS
 from loopai.hub.connection import Connection
@@ -81,21 +82,44 @@ async def test_overflow_closes_4408_without_flushing() -> None:
     assert len(t.sent) <= 1
 
 
-async def test_linger_gathers_events_into_one_frame() -> None:
+async def _poll(check: Callable[[], bool], timeout: float = 1.0) -> None:
+    async with asyncio.timeout(timeout):
+        while not check():  # noqa: ASYNC110 - a plain list, polled
+            await asyncio.sleep(0.001)
+
+
+async def test_after_a_quiet_spell_the_first_event_goes_at_once() -> None:
+    """Nothing ticked in the last linger: waiting would gather nothing, so the tick comes
+    at the loop's next turn (a linger of a whole second does not delay it)."""
     t = MemoryTransport()
     session = Session(SessionId("s"), ANONYMOUS, SessionLimits(), lambda: 0.0)
-    conn = Connection(session, t, SendQueue(10, 10_000, FlushTick(0.05)))
+    conn = Connection(session, t, SendQueue(10, 10_000, FlushTick(1.0)))
     conn.push('{"i":0}')
-    await asyncio.sleep(0.01)
-    conn.push('{"i":1}')
-    await asyncio.sleep(0.1)
+    conn.push('{"i":1}')  # the same turn of the loop: still one frame
+    await _poll(lambda: bool(t.sent), timeout=0.5)
     assert [json.loads(f) for f in t.sent] == [[{"i": 0}, {"i": 1}]]
     conn.request_close(CloseCode.NORMAL, "bye")
     await asyncio.wait_for(conn.wait_closed(), 1)
 
 
+async def test_linger_gathers_events_into_one_frame_while_they_keep_coming() -> None:
+    t = MemoryTransport()
+    session = Session(SessionId("s"), ANONYMOUS, SessionLimits(), lambda: 0.0)
+    conn = Connection(session, t, SendQueue(10, 10_000, FlushTick(0.05)))
+    conn.push('{"i":0}')  # after a quiet spell: at once
+    await _poll(lambda: len(t.sent) == 1)
+    conn.push('{"i":1}')  # a tick just happened: this one lingers
+    await asyncio.sleep(0.01)
+    conn.push('{"i":2}')
+    assert len(t.sent) == 1
+    await _poll(lambda: len(t.sent) == 2)
+    assert [json.loads(f) for f in t.sent] == [{"i": 0}, [{"i": 1}, {"i": 2}]]
+    conn.request_close(CloseCode.NORMAL, "bye")
+    await asyncio.wait_for(conn.wait_closed(), 1)
+
+
 async def test_one_tick_wakes_every_queue_that_joined_it() -> None:
-    tick = FlushTick(0.02)
+    tick = FlushTick(0.05)
     pairs = []
     for _ in range(3):
         t = MemoryTransport()
@@ -104,12 +128,16 @@ async def test_one_tick_wakes_every_queue_that_joined_it() -> None:
         pairs.append((conn, t))
     for conn, _ in pairs:
         conn.push('{"i":0}')
-    await asyncio.sleep(0.005)
-    assert all(t.sent == [] for _, t in pairs)
+    await _poll(lambda: all(len(t.sent) == 1 for _, t in pairs))
     for conn, _ in pairs:
         conn.push('{"i":1}')
-    await asyncio.sleep(0.05)
-    assert all([json.loads(f) for f in t.sent] == [[{"i": 0}, {"i": 1}]] for _, t in pairs)
+    await asyncio.sleep(0.01)
+    assert all(len(t.sent) == 1 for _, t in pairs), "lingering"
+    for conn, _ in pairs:
+        conn.push('{"i":2}')
+    await _poll(lambda: all(len(t.sent) == 2 for _, t in pairs))
+    assert all([json.loads(f) for f in t.sent] == [{"i": 0}, [{"i": 1}, {"i": 2}]]
+               for _, t in pairs)
     for conn, _ in pairs:
         conn.request_close(CloseCode.NORMAL, "bye")
         await asyncio.wait_for(conn.wait_closed(), 1)
