@@ -95,8 +95,9 @@ class Settings:
     max_batch_bytes: int = 262_144
     """Upper bound of one batched (array) frame sent to a client."""
     write_linger_ms: float = 5.0
-    """How long a connection's writer waits for more events before sending a frame; a few
-    milliseconds cut the number of writes on busy topics at that much added latency."""
+    """While events keep coming, how long writes wait for more events before a frame goes;
+    a few milliseconds cut the number of writes on busy topics at that much added latency.
+    After a quiet spell (no write tick within this long) the first event goes at once."""
     publish_rate: float = 200.0
     """Publishes per second one connection may sustain (token bucket)."""
     publish_burst: int = 400
