@@ -20,6 +20,7 @@ from loopai.api import hooks
 from loopai.api.allow import AllowHeader
 from loopai.api.edge import Edge
 from loopai.api.errors import EXCEPTION_HANDLERS
+from loopai.api.fast_execute import FastExecute
 from loopai.api.http_metrics import HttpMetrics
 from loopai.api.openapi import finish_document, openapi_config
 from loopai.api.rate_limit import rate_limit
@@ -49,6 +50,9 @@ from loopai.hub.origins import OriginPolicy
 from loopai.hub.ws import Liveness, hub_socket
 
 log = logging.getLogger("loopai")
+
+REQUEST_MAX_BODY = 1_048_576
+"""Bytes of one HTTP request body (413 past it)."""
 
 
 def make_backplane(settings: Settings) -> Backplane:
@@ -200,12 +204,17 @@ def create_app(settings: Settings | None = None) -> Litestar:
             allow_headers=["Authorization", "Content-Type"],
             expose_headers=["X-Request-ID"],
         ),
-        request_max_body_size=1_048_576,
+        request_max_body_size=REQUEST_MAX_BODY,
         openapi_config=openapi,
         debug=False,
     )
     allow.bind(app)
-    Edge.install(app, http_metrics, allow)
+    # The execute route's plain requests skip Litestar's request machinery; with an HTTP
+    # rate limit (a Litestar middleware) every request goes through Litestar.
+    fast = (FastExecute(domain.executor, authenticator if settings.auth_enabled else None,
+                        REQUEST_MAX_BODY)
+            if settings.http_rate_limit <= 0 else None)
+    Edge.install(app, http_metrics, allow, fast)
     return app
 
 

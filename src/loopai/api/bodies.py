@@ -40,7 +40,8 @@ def is_json(content_type: str | None) -> bool:
 
 
 @functools.cache
-def _decoder(body_type: Any) -> msgspec.json.Decoder[Any]:
+def body_decoder(body_type: Any) -> msgspec.json.Decoder[Any]:
+    """The strict decoder of a route's body type (no numbers as strings)."""
     return msgspec.json.Decoder(body_type, strict=True)
 
 
@@ -91,7 +92,7 @@ async def check_body(request: Request[Any, Any, Any]) -> None:
         raise _refuse("the request body nests too deeply",
                       f"nested deeper than {MAX_JSON_DEPTH} levels")
     try:
-        value = _decoder(data.annotation).decode(body)
+        value = body_decoder(data.annotation).decode(body)
     except msgspec.ValidationError as exc:
         raise ApiError(400, "validation_error", "the request body is invalid",
                        [field_error(exc)]) from None

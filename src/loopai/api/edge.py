@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable
-from typing import Any
+from typing import Any, Protocol
 
 from litestar import Litestar
 from litestar.middleware._internal.cors import CORSMiddleware
@@ -56,22 +56,35 @@ def _scan(headers: Any) -> tuple[str, bool]:
     return rid or fresh_id(), origin
 
 
+class FastRoute(Protocol):
+    """A route answered beside Litestar for its plain requests (`fast_execute.py`)."""
+
+    def takes(self, scope: Any) -> bool:
+        """Whether the request is this route's (method and path)."""
+
+    async def serve(self, scope: Any, receive: Receive, send: Send, app: ASGIApp) -> None:
+        """Answer it, or hand it to `app` with whatever was read of it."""
+
+
 class Edge:
     """`app` is Litestar's handler; `no_cors` the same without its CORS layer, which only
     acts on requests with an `Origin` header and otherwise just parses every header."""
 
-    __slots__ = ("allow", "app", "metrics", "no_cors")
+    __slots__ = ("allow", "app", "fast", "metrics", "no_cors")
 
-    def __init__(self, app: ASGIApp, metrics: HttpMetrics, allow: AllowHeader) -> None:
+    def __init__(self, app: ASGIApp, metrics: HttpMetrics, allow: AllowHeader,
+                 fast: FastRoute | None = None) -> None:
         self.app = app
         self.no_cors: ASGIApp = app.app if isinstance(app, CORSMiddleware) else app
         self.metrics = metrics
         self.allow = allow
+        self.fast = fast
 
     @classmethod
-    def install(cls, app: Litestar, metrics: HttpMetrics, allow: AllowHeader) -> None:
+    def install(cls, app: Litestar, metrics: HttpMetrics, allow: AllowHeader,
+                fast: FastRoute | None = None) -> None:
         """Wrap `app`'s ASGI handler (what `Litestar.__call__` calls for every connection)."""
-        app.asgi_handler = cls(app.asgi_handler, metrics, allow)
+        app.asgi_handler = cls(app.asgi_handler, metrics, allow, fast)
 
     def __call__(self, scope: Any, receive: Receive, send: Send) -> Awaitable[None]:
         # `scope` is the server's plain dict (Litestar's TypedDicts split it by kind). Not a
@@ -103,8 +116,14 @@ class Edge:
                     self.allow.rewrite(message, scope)
             await send(message)
 
+        fast = self.fast
         try:
-            await (self.app if origin else self.no_cors)(scope, receive, edge_send)
+            if origin:
+                await self.app(scope, receive, edge_send)
+            elif fast is not None and fast.takes(scope):
+                await fast.serve(scope, receive, edge_send, self.no_cors)
+            else:
+                await self.no_cors(scope, receive, edge_send)
         finally:
             # The template, not the path: ids in paths would explode the label set.
             self.metrics.observe(scope["method"], scope.get("path_template") or "unmatched",
