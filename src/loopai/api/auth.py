@@ -16,11 +16,16 @@ from loopai.api.errors import ApiError
 from loopai.hub.auth import Authenticator, Principal
 
 
-def bearer(connection: ASGIConnection[Any, Any, Any, Any]) -> str | None:
-    scheme, _, value = (header(connection.scope, b"authorization") or "").partition(" ")
+def bearer_in(scope: Any) -> str | None:
+    """The `Authorization: Bearer` credential of a raw ASGI scope, if any."""
+    scheme, _, value = (header(scope, b"authorization") or "").partition(" ")
     if scheme.lower() == "bearer" and value.strip():
         return value.strip()
     return None
+
+
+def bearer(connection: ASGIConnection[Any, Any, Any, Any]) -> str | None:
+    return bearer_in(connection.scope)
 
 
 def authenticated(connection: ASGIConnection[Any, Any, Any, Any]) -> Principal | None:

@@ -9,9 +9,10 @@ input a program answers instead of an LLM. The fast path takes a request only wh
 the plain case: no `Origin` (no CORS), no HTTP rate limit configured, a `Content-Length`
 JSON body within the size limit, nested within bounds and of the declared type under strict
 rules, the caller allowed (`write`) when auth is on. It then runs the executor and writes
-the answer. Anything else, and any `DomainError` the executor raises before it ran the
-program (unknown task, no active artifact, an input that fails the schema, a full queue),
-goes to Litestar with the body replayed, so errors keep their one shape and their route.
+the answer. Anything else, and any request whose execution raises (unknown task, no active
+artifact, an input that fails the schema, a full queue, anything), goes to Litestar with the
+body replayed, so errors keep their one shape and their route. The path is the route's own
+declaration, split around its `task_id`.
 """
 
 from __future__ import annotations
@@ -20,19 +21,20 @@ from typing import Any
 
 import msgspec
 
+from loopai.api.auth import bearer_in
 from loopai.api.bodies import body_decoder, is_json
 from loopai.api.edge import header
+from loopai.api.routes.executions import execute
+from loopai.api.routes.tasks import TASK_ID_MAX
 from loopai.core.executor import Executor
 from loopai.core.models import ExecuteRequest
 from loopai.hub.auth import Authenticator
 from loopai.nesting import too_deep
 
-PREFIX = "/api/v1/tasks/"
-SUFFIX = "/execute"
-TEMPLATE = "/api/v1/tasks/{task_id}/execute"
+(ROUTE,) = execute.paths
+PREFIX, _, SUFFIX = ROUTE.partition("{task_id:str}")
+TEMPLATE = PREFIX + "{task_id}" + SUFFIX
 """What Litestar puts in `scope["path_template"]` for the route (the edge's metric label)."""
-MAX_TASK_ID = 64
-"""The route's `TaskId` bound; longer ids go to the route, which refuses them."""
 MAX_FAST_BODY = 65_536
 """Larger bodies go to the route (which measures their nesting in a thread)."""
 
@@ -62,7 +64,7 @@ class FastExecute:
             return False
         path: str = scope["path"]
         return (path.startswith(PREFIX) and path.endswith(SUFFIX)
-                and 0 < len(path) - len(PREFIX) - len(SUFFIX) <= MAX_TASK_ID)
+                and 0 < len(path) - len(PREFIX) - len(SUFFIX) <= TASK_ID_MAX)
 
     async def serve(self, scope: Any, receive: Any, send: Any, app: Any) -> None:
         """Answer the request, or hand it to `app` (Litestar) as it came."""
@@ -96,9 +98,8 @@ class FastExecute:
         if length is None or not length.isdigit() or not 0 < int(length) <= self._max_body:
             return False
         if self._auth is not None:
-            scheme, _, value = (header(scope, b"authorization") or "").partition(" ")
-            principal = (self._auth.authenticate(value.strip())
-                         if scheme.lower() == "bearer" and value.strip() else None)
+            credential = bearer_in(scope)
+            principal = self._auth.authenticate(credential) if credential else None
             if principal is None or not principal.has("write"):
                 return False
         return True

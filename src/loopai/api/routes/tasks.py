@@ -14,7 +14,8 @@ from loopai.core.models import Task, TaskCreate, TaskPage, TaskUpdate
 
 ERRORS = documented(404, 409)
 
-TaskId = Annotated[str, Parameter(description="The task's id", max_length=64)]
+TASK_ID_MAX = 64
+TaskId = Annotated[str, Parameter(description="The task's id", max_length=TASK_ID_MAX)]
 Limit = Annotated[int, Parameter(ge=1, le=500, description="Items per page")]
 
 

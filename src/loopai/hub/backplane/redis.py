@@ -76,11 +76,11 @@ REDIS_POOL_SIZE = 64
 """Command connections one instance keeps to Redis (publishes are pipelined: few are busy)."""
 
 
-
 def _retrieve(future: asyncio.Future[Any]) -> None:
     """Marks a shared read's failure as seen: its callers may all have been cancelled."""
     if not future.cancelled():
         future.exception()
+
 
 class RedisBackplane(Backplane):
     name = "redis"
