@@ -1,6 +1,7 @@
 """Domain events to the hub, off the request path and in order.
 
-Routes call `emit`, which only queues; one task publishes. While the backplane is down
+Routes call `emit`, which encodes the data once for all its topics and queues; one task
+publishes. While the backplane is down
 the publisher waits and retries the same event, so order holds; a bounded queue keeps an
 outage from growing memory without limit (what overflows is counted and logged).
 """
@@ -12,12 +13,15 @@ import contextlib
 import logging
 from typing import Any
 
+import msgspec
 from prometheus_client import CollectorRegistry, Counter
 
 from loopai.errors import BackplaneUnavailable
 from loopai.hub.hub import Hub
+from loopai.hub.types import Topic
 
 log = logging.getLogger("loopai.events")
+_encoder = msgspec.json.Encoder()
 
 
 class DomainEvents:
@@ -26,29 +30,36 @@ class DomainEvents:
         self.hub = hub
         self.max_queued = max_queued
         self.retry_s = retry_s
-        self._queue: asyncio.Queue[tuple[str, str, Any]] = asyncio.Queue()
+        self._queue: asyncio.Queue[tuple[str, str, msgspec.Raw]] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
         self.dropped = Counter("loopai_domain_events_dropped", "Domain events dropped because"
                                " the backplane stayed down and the queue filled",
                                registry=registry)
 
     def emit(self, topics: tuple[str, ...], type: str, data: Any) -> None:
+        """`data` is any msgspec-encodable value, encoded now: what is published is what it
+        was at the call."""
+        try:
+            raw = msgspec.Raw(_encoder.encode(data))
+        except (TypeError, msgspec.EncodeError):
+            log.exception("could not encode %s for %s", type, ", ".join(topics))
+            return
         for topic in topics:
             if self._queue.qsize() >= self.max_queued:
                 self.dropped.inc()
                 log.error("dropping %s on %s: event queue full", type, topic)
                 continue
-            self._queue.put_nowait((topic, type, data))
+            self._queue.put_nowait((topic, type, raw))
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="domain-events")
 
     async def _run(self) -> None:
         while True:
-            topic, type, data = await self._queue.get()
+            topic, type, raw = await self._queue.get()
             while True:
                 try:
-                    await self.hub.publish_json(topic, type, data)
+                    await self.hub.publish(Topic(topic), type, raw)
                     break
                 except BackplaneUnavailable:
                     await asyncio.sleep(self.retry_s)
