@@ -7,6 +7,10 @@ app: uvicorn answers a plain-text `400 Invalid HTTP request received.` itself. I
 classes make that reply in one method, `send_400_response`; these subclasses override only
 that, so the parser (httptools, or h11 without it) is unchanged. The `trace_id` is made here
 (the request had no id the app could see) and sent as `X-Request-ID` too.
+
+The httptools one also hands a WebSocket upgrade to the hub's protocol as it parsed it
+(`LeanWebSocketProtocol.upgrade`), instead of writing the request back out for websockets
+to parse again.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from uvicorn.protocols.http.h11_impl import H11Protocol
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from loopai.api.errors import ErrorBody
+from loopai.hub.ws_protocol import LeanWebSocketProtocol
 
 
 def _body(msg: str) -> tuple[bytes, bytes]:
@@ -52,6 +57,13 @@ class JsonErrorH11Protocol(H11Protocol):
 
 
 class JsonErrorHttpToolsProtocol(HttpToolsProtocol):
+    def handle_websocket_upgrade(self) -> None:
+        # The hub's protocol takes a plain upgrade as parsed here (hub/ws_protocol.py).
+        ws = self.ws_protocol_class
+        if not (isinstance(ws, type) and issubclass(ws, LeanWebSocketProtocol)
+                and ws.upgrade(self)):
+            super().handle_websocket_upgrade()
+
     def send_400_response(self, msg: str) -> None:
         body, trace_id = _body(msg)
         lines = [b"HTTP/1.1 400 Bad Request\r\n"]
