@@ -31,6 +31,7 @@ import hashlib
 import logging
 import re
 from collections.abc import Sequence
+from logging import DEBUG
 from typing import Any
 from urllib.parse import unquote
 
@@ -41,6 +42,8 @@ from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIO
 from websockets.http11 import MAX_LINE_LENGTH, MAX_NUM_HEADERS, Request
 from websockets.protocol import OPEN, Protocol
 
+_WS_LOG = logging.getLogger("uvicorn.error")
+"""The logger uvicorn gives websockets' protocol."""
 _GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 _TOKEN = re.compile(rb"[-!#$%&'*+.^_`|~0-9a-zA-Z]+")
 _SWITCHING = (b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
@@ -204,7 +207,9 @@ class LeanWebSocketProtocol(WebSocketsSansIOProtocol):
         """Take `http`'s connection over for a plain handshake (`plain_handshake`), from the
         request as httptools read it. False, having done nothing, for any other request."""
         scope = http.scope
-        accept = (None if http.config.ws_per_message_deflate
+        # At debug level websockets logs the handshake line by line (credentials redacted
+        # by the log filter); that log is kept by letting it read the request.
+        accept = (None if http.config.ws_per_message_deflate or _WS_LOG.isEnabledFor(DEBUG)
                   else plain_handshake(scope["method"], scope["http_version"], http.url,
                                        http.headers))
         if accept is None:
