@@ -22,7 +22,8 @@ class TopicPlan:
     gap: m.Gap | None = None
     replay: list[Event] = field(default_factory=list)
     mark: Cursor | None = None
-    """Live events at or before this cursor were already covered; skip them."""
+    """Live events at or before this cursor were already covered (replayed, or seen by the
+    client before it resumed); skip them."""
 
 
 def plan_fresh(topic: Topic, latest: Cursor | None) -> TopicPlan:
@@ -40,16 +41,16 @@ def plan_resume(
     """Replay `events` (read after `after`); a gap first when history did not cover it."""
     gap_msg = m.Gap(topic=topic, since=after, oldest=oldest) if gap else None
     last = Cursor(events[-1].cursor) if events else None
-    mark: Cursor | None = last or latest or after
-    if gap and last is None:
-        mark = latest
     return TopicPlan(
         topic,
         cursor=last or latest,
         recovered=not gap,
         gap=gap_msg,
         replay=events,
-        mark=mark,
+        # What was replayed, never `latest`: a backplane reads the bounds after the events
+        # (Redis: XRANGE, then the ends), so an event published in between is in `latest`
+        # but not in `events`, and arrives live. Marking at `latest` dropped it.
+        mark=last or after,
     )
 
 

@@ -73,6 +73,17 @@ def test_plan_resume_with_gap() -> None:
     assert not plan.recovered and plan.gap is not None and plan.gap.since == "e:1-0"
 
 
+def test_plan_resume_marks_what_was_replayed_not_the_latest() -> None:
+    # The bounds were read after the events: e:4-0 was published in between, and comes live.
+    plan = plan_resume(Topic("t"), Cursor("e:3-0"), [], False, Cursor("e:1-0"),
+                       Cursor("e:4-0"))
+    assert plan.mark == "e:3-0" and plan.replay == []
+    buffered = [(ev("e:3-0"), "3"), (ev("e:4-0"), "4")]
+    assert [f for _, f in live_after(plan.mark, buffered)] == ["4"]
+    gap = plan_resume(Topic("t"), Cursor("old:9-0"), [], True, None, Cursor("e:2-0"))
+    assert [f for _, f in live_after(gap.mark, buffered)] == ["3", "4"]
+
+
 def test_plan_fresh_marks_latest() -> None:
     assert plan_fresh(Topic("t"), Cursor("e:4-0")).mark == "e:4-0"
 

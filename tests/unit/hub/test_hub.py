@@ -127,6 +127,28 @@ async def test_resume_replays_what_was_missed_then_live() -> None:
     await sub.close()
 
 
+class RacingBackplane(MemoryBackplane):
+    """History whose bounds are read after its events, with a publish landing in between
+    (what the Redis backplane's separate XRANGE and bounds reads allow)."""
+
+    async def history(self, topic: Topic, after: Cursor | None, limit: int) -> HistoryPage:
+        page = await super().history(topic, after, limit)
+        raced = await self.publish(topic, "t", msgspec.Raw(b'{"i":"raced"}'), 0)
+        return HistoryPage(page.events, page.gap, page.oldest, Cursor(raced.cursor))
+
+
+async def test_an_event_published_during_the_resume_read_arrives_once() -> None:
+    hub = await started(RacingBackplane())
+    cursors = await _publish(hub, 2)
+    sub = Client(hub, "sub")
+    await sub.send({"op": "subscribe", "topics": ["demo"], "resume": {"demo": cursors[1]}})
+    got = [m for m in await sub.messages() if m["op"] != "welcome"]
+    assert ops(got) == ["subscribed", "event"]
+    assert got[0]["topics"][0]["recovered"] is True
+    assert got[1]["data"] == {"i": "raced"}
+    await sub.close()
+
+
 async def test_resume_from_another_epoch_gets_a_gap_first() -> None:
     hub = await started()
     await _publish(hub, 2)
