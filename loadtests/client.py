@@ -118,7 +118,14 @@ class Sub(WSListener):
 
     def _events(self, payload: bytes) -> None:
         if self.fleet.track_cursor:
-            at = payload.rfind(b'"cursor":"')
+            # The last event's cursor. `subscribed` carries the topic's latest cursor too,
+            # which is ahead of a resume's replay: taken only for a first subscription (as
+            # the clients do), or a disconnect during the replay would resume past a hole.
+            at = payload.rfind(b'"op":"event"')
+            if at >= 0:
+                at = payload.find(b'"cursor":"', at)
+            elif self.cursor is None and b'"op":"subscribed"' in payload:
+                at = payload.rfind(b'"cursor":"')
             if at >= 0:
                 self.cursor = payload[at + 10:payload.index(b'"', at + 10)]
         if self.sample:
