@@ -1,9 +1,9 @@
 """Domain events to the hub, off the request path and in order.
 
 Routes call `emit`, which encodes the data once for all its topics and queues; one task
-publishes. While the backplane is down
-the publisher waits and retries the same event, so order holds; a bounded queue keeps an
-outage from growing memory without limit (what overflows is counted and logged).
+publishes. While the backplane is down the publisher waits and retries the same event, so
+order holds; a bounded queue keeps an outage from growing memory without limit (what
+overflows is counted and logged).
 """
 
 from __future__ import annotations

@@ -27,7 +27,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
-import hashlib
 import logging
 import re
 from collections.abc import Sequence
@@ -41,10 +40,10 @@ from uvicorn.protocols.utils import ClientDisconnected, get_client_addr, get_pat
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 from websockets.http11 import MAX_LINE_LENGTH, MAX_NUM_HEADERS, Request
 from websockets.protocol import OPEN, Protocol
+from websockets.utils import accept_key
 
 _WS_LOG = logging.getLogger("uvicorn.error")
 """The logger uvicorn gives websockets' protocol."""
-_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 _TOKEN = re.compile(rb"[-!#$%&'*+.^_`|~0-9a-zA-Z]+")
 _SWITCHING = (b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
               b"Connection: Upgrade\r\nSec-WebSocket-Accept: ")
@@ -101,7 +100,7 @@ def plain_handshake(method: str, http_version: str, target: bytes,
             return None
     except binascii.Error:
         return None
-    return base64.b64encode(hashlib.sha1(key + _GUID).digest())
+    return accept_key(key.decode("ascii")).encode("ascii")
 
 
 class Inbox:
@@ -259,10 +258,11 @@ class LeanWebSocketProtocol(WebSocketsSansIOProtocol):
     def _accept(self, message: Any) -> None:
         """The app's `websocket.accept` after `upgrade`: the 101 uvicorn would send."""
         accept, self.accept_header = self.accept_header, None
+        assert accept is not None  # `send` calls this only while it is set
         if self.logger.isEnabledFor(logging.INFO):
             self.logger.info('%s - "WebSocket %s" [accepted]', get_client_addr(self.scope),
                              get_path_with_query_string(self.scope))
-        out = [_SWITCHING, accept or b"", b"\r\n"]
+        out = [_SWITCHING, accept, b"\r\n"]
         for name, value in (*self.default_headers, *message.get("headers", ())):
             out += [name.lower(), b": ", value, b"\r\n"]
         subprotocol = message.get("subprotocol")
