@@ -2,13 +2,20 @@
 `GET /api/v1/health/live` against a bare `GET /health`, Loopai's `POST …/execute` (a small
 regex classifier in the sandbox) against a bare `POST /echo` of the same JSON body; and the
 client's own ceiling against a trivial server answering a pre-encoded response. Keep-alive
-HTTP/1.1 connections from a bare client on uvloop; every answer is checked."""
+HTTP/1.1 connections from a bare client on uvloop; every answer is checked.
+
+Bare Litestar and Loopai run side by side on the server core and are loaded in turn, round
+after round (`--rounds`): each ratio is taken between two adjacent cases of one round, so a
+drift of the machine between cases moves both sides, and the figure is the median over the
+rounds. After each round's execute case the run waits for Loopai to go idle (its sampled
+executions are validated in the background) before the next case starts."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import json
+import statistics
 import sys
 import time
 from typing import Any
@@ -34,6 +41,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--duration", type=float, default=10.0, help="seconds per case")
     p.add_argument("--concurrency", type=int, default=16, help="keep-alive connections")
     p.add_argument("--workers", type=int, default=2, help="Loopai sandbox workers")
+    p.add_argument("--rounds", type=int, default=3,
+                   help="rounds of the four server cases; each ratio is their median")
 
 
 class HttpConn(asyncio.Protocol):
@@ -114,23 +123,46 @@ async def load(port: int, method: str, path: str, body: Any, check: bytes, concu
             "server_cpu_pct": 100 * cpu / elapsed}
 
 
+RATIOS = {"health_vs_bare_get": ("loopai_get", "bare_get"),
+          "execute_vs_bare_echo": ("loopai_execute", "bare_echo")}
+
+
+async def settle(pid: int, deadline_s: float = 60.0, window_s: float = 0.5,
+                 idle_pct: float = 5.0) -> float:
+    """Waits until `pid` uses under `idle_pct` of a core over `window_s`; seconds waited."""
+    began = time.perf_counter()
+    while time.perf_counter() - began < deadline_s:
+        cpu0 = cpu_seconds(pid)
+        await asyncio.sleep(window_s)
+        if 100 * (cpu_seconds(pid) - cpu0) / window_s < idle_pct:
+            break
+    return time.perf_counter() - began
+
+
+def median_case(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """One case over the rounds: requests and errors summed, the rest the median."""
+    merged: dict[str, Any] = {"route": runs[0]["route"],
+                              "requests": sum(r["requests"] for r in runs),
+                              "errors": sum(r["errors"] for r in runs),
+                              "error_sample": next((r["error_sample"] for r in runs
+                                                    if r["error_sample"]), None)}
+    for key in ("rps", "p50_ms", "p99_ms", "server_cpu_pct"):
+        merged[key] = statistics.median(r[key] for r in runs)
+    return merged
+
+
 async def run(args: argparse.Namespace, svc: Services, data: dict[str, Any]) -> list[str]:
     py = sys.executable
-    cases: dict[str, Any] = {}
     c, d = args.concurrency, args.duration
     port = free_port()
     svc.process("trivial HTTP server", [py, "-m", "loadtests.baselines.trivial", str(port),
                                         "--http"], port=port)
-    cases["ceiling"] = await load(port, "GET", "/health", None, b"ok", c, d, svc.started[-1].pid)
+    ceiling = await load(port, "GET", "/health", None, b"ok", c, d, svc.started[-1].pid)
     svc.close()
-    port = free_port()
-    svc.process("bare litestar", [py, "-m", "loadtests.baselines.bare_litestar", str(port)],
-                port=port, ready_path="/health")
-    pid = svc.started[-1].pid
-    cases["bare_get"] = await load(port, "GET", "/health", None, b"ok", c, d, pid)
-    cases["bare_echo"] = await load(port, "POST", "/echo", BODY, b"great day, I love", c, d,
-                                   pid)
-    svc.close()
+    bare_port = free_port()
+    svc.process("bare litestar", [py, "-m", "loadtests.baselines.bare_litestar",
+                                  str(bare_port)], port=bare_port, ready_path="/health")
+    bare_pid = svc.started[-1].pid
     hub = svc.hub({"LOOPAI_SANDBOX_WORKERS": str(args.workers), "LOOPAI_LOG_LEVEL": "warning"},
                   cpu=SERVER_CPU)
     data["layout"] = svc.layout
@@ -148,34 +180,57 @@ async def run(args: argparse.Namespace, svc: Services, data: dict[str, Any]) -> 
                                    json={"code": CLASSIFIER})).json()
         assert artifact["status"] == "active", artifact
     path = f"/api/v1/tasks/{task['id']}/execute"
-    # The health case first: the execute warm-up's sampled executions (10 %) are validated
-    # in the background afterwards, and that work would be counted against health/live.
-    await load(hub.port, "GET", "/api/v1/health/live", None, b"", c, min(1.0, d), hub.pid)
-    cases["loopai_get"] = await load(hub.port, "GET", "/api/v1/health/live", None, b"",
-                                     c, d, hub.pid)
-    await load(hub.port, "POST", path, BODY, b'"status":"success"', c, min(1.0, d), hub.pid)
-    cases["loopai_execute"] = await load(hub.port, "POST", path, BODY, b'"status":"success"',
-                                         c, d, hub.pid)
-    svc.close()
-    ratios = {
-        "health_vs_bare_get": cases["loopai_get"]["rps"] / cases["bare_get"]["rps"],
-        "execute_vs_bare_echo": cases["loopai_execute"]["rps"] / cases["bare_echo"]["rps"],
-        "bare_get_vs_ceiling": cases["bare_get"]["rps"] / cases["ceiling"]["rps"],
+    plan = {
+        "bare_get": (bare_port, "GET", "/health", None, b"ok", bare_pid),
+        "loopai_get": (hub.port, "GET", "/api/v1/health/live", None, b"", hub.pid),
+        "bare_echo": (bare_port, "POST", "/echo", BODY, b"great day, I love", bare_pid),
+        "loopai_execute": (hub.port, "POST", path, BODY, b'"status":"success"', hub.pid),
     }
-    data["cases"], data["ratios"] = cases, ratios
+    for p, method, target, body, check, pid in plan.values():  # warm-up
+        await load(p, method, target, body, check, c, min(1.0, d), pid)
+    settled = [await settle(hub.pid)]
+    rounds: list[dict[str, Any]] = []
+    for _ in range(max(1, args.rounds)):
+        cases = {name: await load(p, method, target, body, check, c, d, pid)
+                 for name, (p, method, target, body, check, pid) in plan.items()}
+        settled.append(await settle(hub.pid))
+        rounds.append({"cases": cases, "ratios": {
+            k: cases[a]["rps"] / cases[b]["rps"] for k, (a, b) in RATIOS.items()}})
+    svc.close()
+    cases = {"ceiling": ceiling, **{name: median_case([r["cases"][name] for r in rounds])
+                                    for name in plan}}
+    ratios = {k: statistics.median(r["ratios"][k] for r in rounds) for k in RATIOS}
+    ratios["bare_get_vs_ceiling"] = cases["bare_get"]["rps"] / ceiling["rps"]
+    data["cases"], data["ratios"], data["rounds"] = cases, ratios, rounds
+    data["settle_s"] = settled
     data["correct"] = all(v["errors"] == 0 for v in cases.values())
+    for i, r in enumerate(rounds, 1):
+        print(f"round {i}: " + "  ".join(
+            f"{name} {case['rps']:.0f}" for name, case in r["cases"].items())
+            + "  " + "  ".join(f"{k} {v:.3f}" for k, v in r["ratios"].items()), flush=True)
     for name, r in cases.items():
         print(f"{name:16} {r['rps']:8.0f} req/s  p50 {r['p50_ms']:6.2f}  p99 {r['p99_ms']:6.2f}"
               f" ms  errors {r['errors']}  server CPU {r['server_cpu_pct']:.0f}%", flush=True)
     print({k: round(v, 3) for k, v in ratios.items()}, flush=True)
     rows = [{"case": k, **v} for k, v in cases.items()]
-    return ["## Requests", "", report.table(rows, [
-        ("case", "case"), ("route", "route"), ("rps", "req/s"), ("p50_ms", "p50 ms"),
-        ("p99_ms", "p99 ms"), ("errors", "errors"), ("requests", "requests"),
-        ("server_cpu_pct", "server CPU %")]), "", "## Ratios", "",
-        report.table([ratios], [("health_vs_bare_get", "Loopai health/live ÷ bare GET"),
-                                ("execute_vs_bare_echo", "Loopai execute ÷ bare POST /echo"),
-                                ("bare_get_vs_ceiling", "bare GET ÷ client ceiling")])]
+    round_rows = [{"round": i, **{n: c["rps"] for n, c in r["cases"].items()}, **r["ratios"]}
+                  for i, r in enumerate(rounds, 1)]
+    return ["## Requests (the median over the rounds; the ceiling once)", "",
+            report.table(rows, [
+                ("case", "case"), ("route", "route"), ("rps", "req/s"), ("p50_ms", "p50 ms"),
+                ("p99_ms", "p99 ms"), ("errors", "errors"), ("requests", "requests"),
+                ("server_cpu_pct", "server CPU %")]), "",
+            "## Rounds (req/s; the two servers loaded in turn)", "",
+            report.table(round_rows, [
+                ("round", "round"), ("bare_get", "bare GET"), ("loopai_get", "Loopai health"),
+                ("bare_echo", "bare POST /echo"), ("loopai_execute", "Loopai execute"),
+                ("health_vs_bare_get", "health ÷ bare GET"),
+                ("execute_vs_bare_echo", "execute ÷ bare echo")]), "",
+            "## Ratios (the median over the rounds)", "",
+            report.table([ratios], [
+                ("health_vs_bare_get", "Loopai health/live ÷ bare GET"),
+                ("execute_vs_bare_echo", "Loopai execute ÷ bare POST /echo"),
+                ("bare_get_vs_ceiling", "bare GET ÷ client ceiling")])]
 
 
 def plots(data: dict[str, Any]) -> list[tuple[str, Any]]:

@@ -87,6 +87,11 @@ def test_chaos(tmp_path: Path) -> None:
 
 def test_api(tmp_path: Path) -> None:
     data = run_scenario(tmp_path, "api", "--duration", "1", "--concurrency", "4",
-                        "--workers", "1")
+                        "--workers", "1", "--rounds", "2")
     for case in data["cases"].values():
         assert case["requests"] > 0 and case["errors"] == 0, case
+    assert len(data["rounds"]) == 2
+    for one in data["rounds"]:
+        assert set(one["ratios"]) == {"health_vs_bare_get", "execute_vs_bare_echo"}, one
+        for case in one["cases"].values():
+            assert case["requests"] > 0 and case["errors"] == 0, case
