@@ -213,7 +213,8 @@ async def run(args: argparse.Namespace, svc: Services, data: dict[str, Any]) -> 
               f" ms  errors {r['errors']}  server CPU {r['server_cpu_pct']:.0f}%", flush=True)
     print({k: round(v, 3) for k, v in ratios.items()}, flush=True)
     rows = [{"case": k, **v} for k, v in cases.items()]
-    round_rows = [{"round": i, **{n: c["rps"] for n, c in r["cases"].items()}, **r["ratios"]}
+    round_rows = [{"round": i, **{n: c["rps"] for n, c in r["cases"].items()},
+                   **{k: f"{v:.3f}" for k, v in r["ratios"].items()}}
                   for i, r in enumerate(rounds, 1)]
     return ["## Requests (the median over the rounds; the ceiling once)", "",
             report.table(rows, [
@@ -227,7 +228,7 @@ async def run(args: argparse.Namespace, svc: Services, data: dict[str, Any]) -> 
                 ("health_vs_bare_get", "health ÷ bare GET"),
                 ("execute_vs_bare_echo", "execute ÷ bare echo")]), "",
             "## Ratios (the median over the rounds)", "",
-            report.table([ratios], [
+            report.table([{k: f"{v:.3f}" for k, v in ratios.items()}], [
                 ("health_vs_bare_get", "Loopai health/live ÷ bare GET"),
                 ("execute_vs_bare_echo", "Loopai execute ÷ bare POST /echo"),
                 ("bare_get_vs_ceiling", "bare GET ÷ client ceiling")])]
