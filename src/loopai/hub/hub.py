@@ -22,7 +22,7 @@ from loopai.hub import messages as m
 from loopai.hub.backplane.base import Backplane
 from loopai.hub.connection import Connection
 from loopai.hub.metrics import HubMetrics
-from loopai.hub.resume import TopicPlan, plan_fresh, plan_resume
+from loopai.hub.resume import TopicPlan, behind_live, is_after, plan_fresh, plan_resume
 from loopai.hub.sendqueue import FlushTick
 from loopai.hub.session import (
     Command,
@@ -58,6 +58,10 @@ class Hub:
         self._recovering: SubscriptionIndex[Connection, list[tuple[Event, str]]] = (
             SubscriptionIndex())
         """Connections reading a topic's history; the value buffers its live events."""
+        self._catching_up: SubscriptionIndex[Connection, Cursor] = SubscriptionIndex()
+        """Connections whose replay went past what this instance has heard live (the
+        backplane's history can be ahead of its live stream): live events up to the value,
+        which the connection has, are skipped until one comes after it."""
         self._watched: set[Topic] = set()
         self._watch_locks: dict[Topic, asyncio.Lock] = {}
         self.draining = False
@@ -73,6 +77,8 @@ class Hub:
                 listener(event)
             except Exception:
                 log.exception("listener for %s failed", topic)
+        if topic in self._catching_up:
+            self._catch_up(topic, event.cursor)
         live = self._live.members(topic)
         recovering = self._recovering.members(topic)
         if not live and not recovering:
@@ -89,9 +95,23 @@ class Hub:
         for buffer in recovering.values():
             buffer.append((event, frame))
 
+    def _catch_up(self, topic: Topic, cursor: str) -> None:
+        """Moves to live delivery the connections that `cursor` is new to."""
+        verdicts: dict[str, bool] = {}  # most wait for the same mark: compared once
+        caught = []
+        for conn, mark in self._catching_up.members(topic).items():
+            after = verdicts.get(mark)
+            if after is None:
+                after = verdicts[mark] = is_after(cursor, mark)
+            if after:
+                caught.append(conn)
+        for conn in caught:
+            self._catching_up.remove(topic, conn)
+            self._live.add(topic, conn, None)
+
     def gap(self, topic: Topic, since: Cursor | None, oldest: Cursor | None) -> None:
         frame = m.encode(m.Gap(topic=topic, since=since, oldest=oldest))
-        for conn in list(self._live.members(topic)):
+        for conn in [*self._live.members(topic), *self._catching_up.members(topic)]:
             conn.push(frame)
         log.warning("gap on %s since %s (oldest kept %s)", topic, since, oldest)
 
@@ -108,9 +128,14 @@ class Hub:
         topics = list(topics)
         self._live.remove_from(conn, topics)
         self._recovering.remove_from(conn, topics)
+        self._catching_up.remove_from(conn, topics)
         for topic in topics:
-            if topic not in self._live and topic not in self._recovering:
+            if not self._needed(topic):
                 self._spawn(self._maybe_unwatch(topic))
+
+    def _needed(self, topic: Topic) -> bool:
+        """Whether a connection of this instance still gets `topic`."""
+        return topic in self._live or topic in self._recovering or topic in self._catching_up
 
     def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
         task = asyncio.get_running_loop().create_task(work)
@@ -163,6 +188,7 @@ class Hub:
         events in that order, all without an await in between."""
         for topic in cmd.topics:
             self._live.remove(topic, conn)
+            self._catching_up.remove(topic, conn)
             self._recovering.add(topic, conn, [])
         plans: list[TopicPlan] = []
         for topic in cmd.topics:
@@ -177,8 +203,12 @@ class Hub:
         conn.session.subscribed(cmd.ref, ready)
         conn.flush_session()
         if not conn.closing:
-            for plan in plans:
-                self._live.add(plan.topic, conn, None)
+            for one in ready:
+                mark = behind_live(one.plan.mark, one.buffered)
+                if mark is None:
+                    self._live.add(one.plan.topic, conn, None)
+                else:
+                    self._catching_up.add(one.plan.topic, conn, mark)
 
     async def _plan(self, topic: Topic, after: Cursor | None) -> TopicPlan:
         """Read what a subscriber of `topic` gets before live events. Raises
@@ -210,8 +240,7 @@ class Hub:
     async def _maybe_unwatch(self, topic: Topic) -> None:
         lock = self._watch_locks.setdefault(topic, asyncio.Lock())
         async with lock:
-            if (topic in self._live or topic in self._recovering or topic in self._listeners
-                    or topic not in self._watched):
+            if self._needed(topic) or topic in self._listeners or topic not in self._watched:
                 return
             self._watched.discard(topic)
             try:

@@ -72,3 +72,14 @@ def live_after(
     for item in buffered:
         if is_after(item[0].cursor, mark):
             yield item
+
+
+def behind_live(mark: Cursor | None, buffered: list[tuple[Event, str]]) -> Cursor | None:
+    """`mark`, when live delivery on this instance may not have reached it yet: no live
+    event after it was buffered during the read. The history a replay (or a fresh
+    subscription's `latest`) comes from can be ahead of the instance's live stream (a busy
+    instance reads its Redis subscription late), and live events up to `mark` must then be
+    skipped, or the client gets them twice. None: live delivery can start at once."""
+    if mark is None or (buffered and is_after(buffered[-1][0].cursor, mark)):
+        return None
+    return mark

@@ -19,7 +19,7 @@ from loopai.hub.hub import Hub
 from loopai.hub.metrics import HubMetrics
 from loopai.hub.sendqueue import SendQueue
 from loopai.hub.session import Session, SessionLimits
-from loopai.hub.types import Cursor, HistoryPage, SessionId, Topic
+from loopai.hub.types import Cursor, Event, HistoryPage, SessionId, Topic
 
 
 class FakeTransport:
@@ -279,3 +279,63 @@ async def test_drain_sends_reconnect_then_closes_1012() -> None:
                                             "retry_ms": 500}
         assert c.transport.closed == (1012, "server shutting down")
         await c.close()
+
+
+class LaggingBackplane(MemoryBackplane):
+    """Live delivery behind the history, as on a busy instance of the Redis backplane: its
+    history is read from Redis as it stands, while its live events come through the
+    instance's own subscription, which it may not have read yet. While `held`, published
+    events are stored at once and heard live only at `release()`."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.held = False
+        self._late: list[Event] = []
+
+    async def publish(self, topic: Topic, type: str, data: msgspec.Raw, ts: int, *,
+                      idempotency_key: str | None = None) -> Event:
+        if not self.held:
+            return await super().publish(topic, type, data, ts,
+                                         idempotency_key=idempotency_key)
+        listener, self._listener = self._listener, None
+        try:
+            event = await super().publish(topic, type, data, ts,
+                                          idempotency_key=idempotency_key)
+        finally:
+            self._listener = listener
+        if topic in self._watched:
+            self._late.append(event)
+        return event
+
+    def release(self) -> None:
+        self.held = False
+        assert self._listener is not None
+        for event in self._late:
+            self._listener.deliver(event)
+        self._late.clear()
+
+
+async def test_a_replay_ahead_of_live_delivery_is_not_delivered_again_live() -> None:
+    backplane = LaggingBackplane()
+    hub = await started(backplane)
+    first = await hub.publish_json("demo", "t", "a")
+    other = Client(hub, "other")  # keeps the topic watched
+    await other.send({"op": "subscribe", "topics": ["demo"]})
+    backplane.held = True
+    await hub.publish_json("demo", "t", "b")
+    latest = await hub.publish_json("demo", "t", "c")  # in history, not heard live yet
+    resuming, fresh = Client(hub, "resuming"), Client(hub, "fresh")
+    await resuming.send({"op": "subscribe", "topics": ["demo"],
+                         "resume": {"demo": first.cursor}})
+    await fresh.send({"op": "subscribe", "topics": ["demo"]})
+    backplane.release()  # b and c heard live now, after both were answered
+    await hub.publish_json("demo", "t", "d")
+    got = [m for m in await resuming.messages() if m["op"] != "welcome"]
+    assert ops(got) == ["subscribed", "event", "event", "event"]
+    assert [m["data"] for m in got[1:]] == ["b", "c", "d"]
+    got = [m for m in await fresh.messages() if m["op"] != "welcome"]
+    assert got[0]["topics"][0]["cursor"] == latest.cursor
+    assert [m["data"] for m in got[1:]] == ["d"]
+    assert [m["data"] for m in await other.messages() if m["op"] == "event"] == ["b", "c", "d"]
+    for client in (other, resuming, fresh):
+        await client.close()
