@@ -57,6 +57,8 @@ class Sub(WSListener):
             self._ready()
 
     def on_ws_frame(self, transport: WSTransport, frame: WSFrame) -> None:
+        if transport is not self.transport:
+            return  # an attempt given up on (see Fleet._open): its frames are not counted
         kind = frame.msg_type
         if kind is WSMsgType.CLOSE:
             self.close_codes.append(frame.get_close_code().value)
@@ -90,6 +92,8 @@ class Sub(WSListener):
         self._events(payload)
 
     def on_ws_disconnected(self, transport: WSTransport) -> None:
+        if transport is not self.transport:
+            return
         if not self.ready.done():
             self.ready.set_exception(ConnectionError(
                 f"closed before ready ({self.close_codes or 'no close frame'})"))
@@ -213,9 +217,18 @@ class Fleet:
     async def _open(self, sub: Sub, url: str, timeout: float = 10.0) -> None:
         sub.url = url
         sub.ready = asyncio.get_running_loop().create_future()
-        await ws_connect(lambda: sub, self._url(url), websocket_handshake_timeout=timeout,
-                         max_frame_size=64 * 1024 * 1024)
-        await asyncio.wait_for(sub.ready, timeout)
+        transport, _ = await ws_connect(lambda: sub, self._url(url),
+                                        websocket_handshake_timeout=timeout,
+                                        max_frame_size=64 * 1024 * 1024)
+        try:
+            await asyncio.wait_for(sub.ready, timeout)
+        except BaseException:
+            # Given up on: closed, and its frames ignored from now on, or a subscription
+            # answered late would deliver every event twice beside the next attempt's.
+            if sub.transport is transport:
+                sub.transport = None
+            transport.disconnect()
+            raise
 
     async def connect(self, urls: Sequence[str], count: int, *, sample: int = 50,
                       concurrency: int = 200) -> float:
