@@ -59,9 +59,10 @@ class Hub:
             SubscriptionIndex())
         """Connections reading a topic's history; the value buffers its live events."""
         self._catching_up: SubscriptionIndex[Connection, Cursor] = SubscriptionIndex()
-        """Connections whose replay went past what this instance has heard live (the
-        backplane's history can be ahead of its live stream): live events up to the value,
-        which the connection has, are skipped until one comes after it."""
+        """Connections answered up to a cursor (the last replayed, or a fresh subscribe's
+        `latest`) that this instance may not have heard live yet: the backplane's history
+        can be ahead of its live stream. Live events up to the value are skipped until one
+        comes after it; the connection is live from then on."""
         self._watched: set[Topic] = set()
         self._watch_locks: dict[Topic, asyncio.Lock] = {}
         self.draining = False
