@@ -204,6 +204,10 @@ class Fleet:
         self.alive_urls: list[str] | None = None
         self.error_samples: list[bytes] = []
         self.reconnect_failures = 0
+        self.attempts_timed_out = 0
+        """Reconnect attempts not subscribed within their timeout (then retried elsewhere)."""
+        self.attempts_refused = 0
+        """Reconnect attempts that failed otherwise (refused, closed before ready)."""
 
     def _url(self, base: str) -> str:
         if self.kind == "socketio":
@@ -262,7 +266,12 @@ class Fleet:
             url = urls[(start + attempt) % len(urls)]
             try:
                 await self._open(sub, url, timeout=3.0)
-            except (TimeoutError, OSError, ConnectionError, Exception):
+            except TimeoutError:
+                self.attempts_timed_out += 1
+                await asyncio.sleep(min(0.05 * (attempt + 1), 0.5))
+                continue
+            except (OSError, ConnectionError, Exception):
+                self.attempts_refused += 1
                 await asyncio.sleep(min(0.05 * (attempt + 1), 0.5))
                 continue
             sub.reconnects += 1
@@ -290,6 +299,8 @@ class Fleet:
             "errors": sum(s.errors for s in self.subs),
             "reconnects": sum(s.reconnects for s in self.subs),
             "reconnect_failures": self.reconnect_failures,
+            "attempts_timed_out": self.attempts_timed_out,
+            "attempts_refused": self.attempts_refused,
             "close_codes": sorted({c for s in self.subs for c in s.close_codes}),
             "max_pause_s": max((s.max_pause for s in self.subs), default=0.0),
         }

@@ -118,6 +118,8 @@ async def run(args: argparse.Namespace, svc: Services, data: dict[str, Any]) -> 
                 ("received", "received"), ("lost", "lost"), ("duplicates", "duplicates"),
                 ("reordered", "out of order"), ("gaps", "gap messages"),
                 ("reconnects", "subscriber reconnects"),
+                ("attempts_timed_out", "attempts timed out (3 s)"),
+                ("attempts_refused", "attempts refused"),
                 ("longest_pause_s", "longest pause (s)"),
                 ("median_longest_pause_s", "median subscriber's longest pause (s)"),
                 ("p50_ms", "p50 ms"), ("p99_ms", "p99 ms"), ("max_ms", "max ms"),
