@@ -3,7 +3,7 @@ from __future__ import annotations
 import msgspec
 
 from loopai.hub.history import HistoryStore, TopicHistory
-from loopai.hub.resume import is_after, live_after, plan_fresh, plan_resume
+from loopai.hub.resume import behind_live, is_after, live_after, plan_fresh, plan_resume
 from loopai.hub.types import Cursor, Epoch, Event, Topic
 
 D = msgspec.Raw(b"{}")
@@ -92,6 +92,14 @@ def test_live_after_skips_replayed() -> None:
     buffered = [(ev(f"e:{i}-0"), str(i)) for i in range(1, 6)]
     assert [f for _, f in live_after(Cursor("e:3-0"), buffered)] == ["4", "5"]
     assert len(list(live_after(None, buffered))) == 5
+
+
+def test_behind_live_until_a_buffered_event_passes_the_mark() -> None:
+    mark = Cursor("e:3-0")
+    assert behind_live(mark, []) == mark  # nothing heard live during the read: unknown
+    assert behind_live(mark, [(ev("e:2-0"), "2"), (ev("e:3-0"), "3")]) == mark
+    assert behind_live(mark, [(ev("e:3-0"), "3"), (ev("e:4-0"), "4")]) is None
+    assert behind_live(None, []) is None  # an empty topic: everything is new
 
 
 def test_is_after_other_epoch() -> None:
