@@ -266,12 +266,11 @@ class Fleet:
             url = urls[(start + attempt) % len(urls)]
             try:
                 await self._open(sub, url, timeout=3.0)
-            except TimeoutError:
-                self.attempts_timed_out += 1
-                await asyncio.sleep(min(0.05 * (attempt + 1), 0.5))
-                continue
-            except (OSError, ConnectionError, Exception):
-                self.attempts_refused += 1
+            except Exception as exc:
+                if isinstance(exc, TimeoutError):
+                    self.attempts_timed_out += 1
+                else:
+                    self.attempts_refused += 1
                 await asyncio.sleep(min(0.05 * (attempt + 1), 0.5))
                 continue
             sub.reconnects += 1
