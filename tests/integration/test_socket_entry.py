@@ -35,10 +35,17 @@ class _App:
 
     def __init__(self) -> None:
         self.state = object()
+        self.before_send: list[Any] = []
         self.seen: list[tuple[str, str]] = []
+        self.handled: list[tuple[str, str]] = []
+        """HTTP requests handed past `Litestar.__call__`, to its ASGI handler."""
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         self.seen.append((scope["type"], scope["path"]))
+
+    async def asgi_handler(self, scope: Any, receive: Any, send: Any) -> None:
+        assert scope["app"] is scope["litestar_app"] is self and scope["state"] == {}
+        self.handled.append((scope["type"], scope["path"]))
 
 
 async def test_socket_entry_takes_the_hub_socket_only(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -68,8 +75,8 @@ async def test_socket_entry_takes_the_hub_socket_only(monkeypatch: pytest.Monkey
     ):
         await entry(scope, nothing, send)  # type: ignore[arg-type]
     assert direct == ["/ws", "/ws/"]
-    assert app.seen == [("websocket", "/wss"), ("websocket", "/ws"), ("http", "/ws"),
-                        ("lifespan", "")]
+    assert app.seen == [("websocket", "/wss"), ("websocket", "/ws"), ("lifespan", "")]
+    assert app.handled == [("http", "/ws")]
 
 
 async def test_a_handler_failure_closes_4500_as_litestar_does() -> None:
