@@ -3,16 +3,28 @@
 from __future__ import annotations
 
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MS = timedelta(milliseconds=1)
 
 
 def now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
+_second: tuple[int, str] = (0, "1970-01-01T00:00:00")
+"""The last whole second formatted: executions a second share it (one per execute call)."""
+
+
 def iso(ms: int) -> str:
-    moment = datetime.fromtimestamp(ms / 1000, tz=UTC)
-    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    global _second
+    seconds, millis = divmod(ms, 1000)
+    at, text = _second
+    if at != seconds:
+        text = datetime.fromtimestamp(seconds, tz=UTC).isoformat()[:19]
+        _second = (seconds, text)
+    return f"{text}.{millis:03d}Z"
 
 
 def parse_iso(text: str) -> int:
@@ -20,4 +32,5 @@ def parse_iso(text: str) -> int:
     moment = datetime.fromisoformat(text.strip().replace("Z", "+00:00").replace("z", "+00:00"))
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
-    return int(moment.timestamp() * 1000)
+    # Exact: `timestamp() * 1000` is a float and lost a millisecond now and then.
+    return (moment - _EPOCH) // _MS
