@@ -86,10 +86,10 @@ class Sub(WSListener):
             elif head == b"40":
                 self._ready()
             return
-        if self.kind == "hub" and (not self.ready.done() or payload.count(b'"op":"')
-                                   != payload.count(b'"op":"event"')):
+        events = self._events(payload)
+        # Anything but events in the frame (every event has one "i"): one scan, not two.
+        if self.kind == "hub" and (not self.ready.done() or payload.count(b'"op":"') != events):
             self._control(payload)
-        self._events(payload)
 
     def on_ws_disconnected(self, transport: WSTransport) -> None:
         if transport is not self.transport:
@@ -120,7 +120,8 @@ class Sub(WSListener):
             self.errors += 1
             self.fleet.error_samples.append(payload[:300])
 
-    def _events(self, payload: bytes) -> None:
+    def _events(self, payload: bytes) -> int:
+        """Counts and checks the events in `payload`; how many there were."""
         if self.fleet.track_cursor:
             # The last event's cursor. `subscribed` carries the topic's latest cursor too,
             # which is ahead of a resume's replay: taken only for a first subscription (as
@@ -135,14 +136,14 @@ class Sub(WSListener):
         if self.sample:
             pairs = PAIR_RE.findall(payload)
             if not pairs:
-                return
+                return 0
             now_us = time.time_ns() // 1000
             self.latencies.extend([now_us - int(t) for _, t in pairs])
             ids = [int(i) for i, _ in pairs]
         else:
             ids = [int(i) for i in ID_RE.findall(payload)]
             if not ids:
-                return
+                return 0
         n = len(ids)
         self.received += n
         if self.seen is not None:
@@ -151,11 +152,11 @@ class Sub(WSListener):
                 self.max_pause = max(self.max_pause, now - self.last_recv)
             self.last_recv = now
             self._strict(ids)
-            return
+            return n
         nxt = self.nxt
         if ids[0] == nxt and ids[-1] == nxt + n - 1 and (n < 3 or ids == list(range(nxt, nxt + n))):
             self.nxt = nxt + n
-            return
+            return n
         for i in ids:
             if i == nxt:
                 nxt += 1
@@ -165,6 +166,7 @@ class Sub(WSListener):
             else:
                 self.dup += 1  # a repeat or a late one: either breaks the order
         self.nxt = nxt
+        return n
 
     def _strict(self, ids: list[int]) -> None:
         seen = self.seen
