@@ -146,6 +146,22 @@ async def test_health_endpoints(server: HubProcess) -> None:
         assert summary["status"] == "ok" and summary["checks"][0]["name"] == "backplane"
 
 
+async def test_liveness_is_one_answer_whose_headers_are_each_requests_own(
+        server: HubProcess) -> None:
+    """The liveness answer is encoded once and shared: what one request adds to its headers
+    (a request id, CORS) must not reach the next."""
+    async with httpx.AsyncClient(base_url=server.http) as http:
+        answers = [await http.get("/api/v1/health/live", headers=headers) for headers in (
+            {"Origin": server.http}, {"X-Request-ID": "probe-1"}, {}, {})]
+    assert [a.status_code for a in answers] == [200] * 4
+    assert all(a.content == b'{"status":"ok"}' for a in answers)
+    ids = [a.headers.get_list("x-request-id") for a in answers]
+    assert all(len(i) == 1 for i in ids) and ids[1] == ["probe-1"]
+    assert len({i[0] for i in ids}) == 4
+    assert [len(a.headers.get_list("vary")) for a in answers] == [1, 0, 0, 0]
+    assert all(len(a.headers.get_list("content-length")) == 1 for a in answers)
+
+
 async def test_instances_lists_this_one(server: HubProcess) -> None:
     async with httpx.AsyncClient(base_url=server.http) as http:
         listed = (await http.get("/api/v1/instances")).json()
