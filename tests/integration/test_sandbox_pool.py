@@ -217,3 +217,26 @@ async def test_closing_the_pool_answers_every_waiting_call() -> None:
     results = await asyncio.wait_for(asyncio.gather(*calls), 5)
     assert all(r.status == "error" and "closed" in (r.error_message or "") for r in results), \
         results
+
+
+BURN = "def run(n):\n    return sum(i * i for i in range(n)) > 0\n"
+SPIN_IN_C = ("import re\n"
+             "def run(n):\n    return bool(re.match(r'(a+)+$', 'a' * n + 'b'))\n")
+
+
+async def test_each_call_gets_its_cpu_budget_and_a_call_spinning_in_c_is_killed() -> None:
+    """The kernel's CPU limit is renewed for every call (ten calls of ~0.2 s each use more
+    than one budget), and it is what stops a call that the wall timer cannot interrupt (a
+    regular expression backtracking in C, with a timeout far away)."""
+    sandbox = SandboxPool(workers=1, memory_mb=256, cpu_seconds=1, task_concurrency=1)
+    await sandbox.start()
+    try:
+        burns = [await sandbox.run("burn", BURN, 6_000_000, 10_000) for _ in range(10)]
+        assert [(r.status, r.output) for r in burns] == [("success", True)] * 10
+        assert sum(r.cache_hit for r in burns) == 9  # one worker ran them all
+        started = asyncio.get_running_loop().time()
+        spun = await sandbox.run("spin", SPIN_IN_C, 64, 30_000)
+        assert spun.status == "error" and "SIGXCPU" in (spun.error_message or ""), spun
+        assert asyncio.get_running_loop().time() - started < 15
+    finally:
+        await sandbox.close()
