@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections import deque
 from typing import Any
 
 import msgspec
@@ -30,7 +31,13 @@ class DomainEvents:
         self.hub = hub
         self.max_queued = max_queued
         self.retry_s = retry_s
-        self._queue: asyncio.Queue[tuple[str, str, msgspec.Raw]] = asyncio.Queue()
+        self._queue: deque[tuple[str, str, msgspec.Raw]] = deque()
+        """Waiting to be published; the head stays until it is (a retry publishes it again)."""
+        self._waiting = asyncio.Event()
+        """Set by `emit` when the queue was empty: the publisher sleeps on it."""
+        self._published = asyncio.Event()
+        self._published.set()
+        """Set while nothing is queued (what `flush` waits for)."""
         self._task: asyncio.Task[None] | None = None
         self.dropped = Counter("loopai_domain_events_dropped", "Domain events dropped because"
                                " the backplane stayed down and the queue filled",
@@ -44,19 +51,32 @@ class DomainEvents:
         except (TypeError, msgspec.EncodeError):
             log.exception("could not encode %s for %s", type, ", ".join(topics))
             return
+        queue = self._queue
+        was_empty = not queue
         for topic in topics:
-            if self._queue.qsize() >= self.max_queued:
+            if len(queue) >= self.max_queued:
                 self.dropped.inc()
                 log.error("dropping %s on %s: event queue full", type, topic)
                 continue
-            self._queue.put_nowait((topic, type, raw))
+            queue.append((topic, type, raw))
+        if was_empty and queue:
+            self._published.clear()
+            self._waiting.set()
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="domain-events")
 
     async def _run(self) -> None:
+        # A deque and two events rather than an `asyncio.Queue`: its put, get and
+        # `task_done` were a third of an event's cost, twice per execute call.
+        queue = self._queue
         while True:
-            topic, type, raw = await self._queue.get()
+            if not queue:
+                self._published.set()
+                self._waiting.clear()
+                await self._waiting.wait()
+                continue
+            topic, type, raw = queue[0]
             while True:
                 try:
                     await self.hub.publish(Topic(topic), type, raw)
@@ -66,11 +86,11 @@ class DomainEvents:
                 except Exception:
                     log.exception("could not publish %s on %s", type, topic)
                     break
-            self._queue.task_done()
+            queue.popleft()
 
     async def flush(self, timeout_s: float = 5.0) -> None:
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._queue.join(), timeout_s)
+            await asyncio.wait_for(self._published.wait(), timeout_s)
 
     async def close(self, timeout_s: float = 5.0) -> None:
         if self._task is None:
@@ -80,5 +100,5 @@ class DomainEvents:
         with contextlib.suppress(asyncio.CancelledError):
             await self._task
         self._task = None
-        if not self._queue.empty():
-            log.warning("%d domain events not published at shutdown", self._queue.qsize())
+        if self._queue:
+            log.warning("%d domain events not published at shutdown", len(self._queue))
