@@ -156,17 +156,15 @@ def socket_entry(app: Litestar) -> Callable[[Scope, Receive, Send], Awaitable[No
     serves them. Middleware added to the app later does not see them: what it must do for
     the hub's sockets goes here too. Not a coroutine itself."""
     state = app.state
-    handler = app.asgi_handler
-    # HTTP skips `Litestar.__call__` (a coroutine layer a request) when it would only set
-    # these keys: it wraps `send` for `before_send` hooks, and the app has none.
-    direct_http = not app.before_send
 
     def entry(scope: Scope, receive: Receive, send: Send) -> Awaitable[None]:
         kind = scope["type"]
-        if kind == ScopeType.HTTP and direct_http:
+        if kind == ScopeType.HTTP and not app.before_send:
+            # What `Litestar.__call__` does, without its coroutine layer: it would only set
+            # these keys (and wrap `send` for `before_send` hooks, of which there are none).
             scope["app"] = scope["litestar_app"] = app
             scope.setdefault("state", {})
-            return handler(scope, receive, send)
+            return app.asgi_handler(scope, receive, send)
         if (kind == ScopeType.WEBSOCKET and scope["path"] in (PATH, PATH + "/")
                 and _host_ok(scope)):
             record_transport(scope, send)
