@@ -107,6 +107,19 @@ async def test_execution_filters_and_newest_first(db: Database) -> None:
     assert (await ex_rows.get_execution(db, "e00007")) == records[7]
 
 
+async def test_large_batches_are_stored_whole_and_retries_store_nothing_twice(
+        db: Database) -> None:
+    # SQLite sends a batch as multi-row INSERTs of at most 500 rows (database.py).
+    await task_rows.insert_task(db, _task(1, 1))
+    records = [_execution(i, "t001", at=i, sampled=i % 7 == 0) for i in range(1201)]
+    await ex_rows.insert_executions(db, records[:600])
+    await ex_rows.insert_executions(db, records + records[1190:])  # overlaps, repeats
+    stored = await db.fetchrow("SELECT COUNT(*) FROM executions")
+    assert stored is not None and stored[0] == 1201
+    for i in (0, 499, 500, 1000, 1200):
+        assert await ex_rows.get_execution(db, f"e{i:05d}") == records[i]
+
+
 async def test_writer_batches_and_flushes_everything_on_close(db: Database) -> None:
     await task_rows.insert_task(db, _task(1, 1))
     writer = ExecutionWriter(db, CollectorRegistry(), batch_size=50, interval_s=10)

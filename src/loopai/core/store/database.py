@@ -11,7 +11,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
+import functools
 import re
+import sqlite3
 from collections.abc import AsyncIterator, Sequence
 from typing import Any, Protocol
 from urllib.parse import urlsplit
@@ -21,8 +23,26 @@ from loopai.errors import ConfigurationError
 Row = tuple[Any, ...]
 
 _PLACEHOLDER = re.compile(r"\$(\d+)")
+_ONE_ROW_INSERT = re.compile(r"(INSERT INTO .+? VALUES )\((\$\d+(?:, \$\d+)*)\)(.*)", re.S)
+MULTI_ROW_MAX = 500
+"""Rows in one multi-row INSERT at most."""
+_SQLITE_MAX_VARIABLES = 32_766 if sqlite3.sqlite_version_info >= (3, 32) else 999
+"""Bound parameters SQLite takes in one statement (SQLITE_MAX_VARIABLE_NUMBER's default)."""
 # Set inside a SQLite transaction so its own statements skip the connection lock.
 _IN_SQLITE_TX: contextvars.ContextVar[bool] = contextvars.ContextVar("in_sqlite_tx", default=False)
+
+
+@functools.cache
+def _multi_row(sql: str) -> tuple[str, int, str] | None:
+    """(`INSERT INTO t (…) VALUES `, n, the rest) when `sql` inserts one row of `$1` … `$n`
+    in order, so rows can be sent n values apiece with `?`; None for anything else."""
+    match = _ONE_ROW_INSERT.fullmatch(sql)
+    if match is None:
+        return None
+    params = [int(p.strip()[1:]) for p in match[2].split(",")]
+    if params != list(range(1, len(params) + 1)) or "$" in match[3]:
+        return None
+    return match[1], len(params), match[3]
 
 
 class DatabaseUnavailable(Exception):
@@ -98,17 +118,34 @@ class SqliteDatabase:
             return count
 
     async def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        """An `INSERT … VALUES ($1, …, $n)` goes as multi-row statements (`_multi_row`):
+        one step for hundreds of rows instead of one each. sqlite3 releases the GIL around
+        every step, so row by row the writer thread and the event loop traded it once a row;
+        under execute load that cost more than SQLite's own work."""
         async with self._guard() as conn:
             if _IN_SQLITE_TX.get():
-                await conn.executemany(self._sql(sql), rows)
+                await self._many(conn, sql, rows)
                 return
             await conn.execute("BEGIN")
             try:
-                await conn.executemany(self._sql(sql), rows)
+                await self._many(conn, sql, rows)
             except BaseException:
                 await conn.execute("ROLLBACK")
                 raise
             await conn.execute("COMMIT")
+
+    async def _many(self, conn: Any, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        split = _multi_row(sql)
+        if split is None or len(rows) < 2:
+            await conn.executemany(self._sql(sql), rows)
+            return
+        head, width, tail = split
+        per = max(1, min(MULTI_ROW_MAX, _SQLITE_MAX_VARIABLES // width))
+        one = "(" + ", ".join("?" * width) + ")"
+        for start in range(0, len(rows), per):
+            chunk = rows[start:start + per]
+            args = [value for row in chunk for value in row]
+            await conn.execute(f"{head}{', '.join([one] * len(chunk))}{tail}", args)
 
     async def fetch(self, sql: str, *args: Any) -> list[Row]:
         async with self._guard() as conn, conn.execute(self._sql(sql), args) as cursor:
