@@ -54,3 +54,25 @@ async def test_time_queued_counts_against_the_timeout() -> None:
         assert (await hog).status == "timeout"
     finally:
         await pool.close()
+
+
+async def test_a_queued_call_with_a_shorter_timeout_than_the_one_before_it_ends_on_time() -> None:
+    # The calls waiting in a lane share one expiry timer; a later call with an earlier
+    # deadline must move it.
+    pool = SandboxPool(workers=4, task_concurrency=1, cpu_seconds=30)
+    await pool.start()
+    try:
+        hog = asyncio.create_task(pool.run("slow-v1", RUNAWAY, None, 3000, tenant="t"))
+        await asyncio.sleep(0)
+        patient = asyncio.create_task(pool.run("fast-v1", ECHO, 1, 2500, tenant="t"))
+        await asyncio.sleep(0)
+        hasty = await pool.run("fast-v1", ECHO, 2, 300, tenant="t")
+        assert hasty.status == "timeout", hasty
+        assert "waiting for a sandbox slot" in (hasty.error_message or "")
+        assert 250 <= hasty.latency_ms < 1500, hasty
+        assert not patient.done()
+        late = await patient
+        assert late.status == "timeout" and late.latency_ms >= 2400, late
+        await hog
+    finally:
+        await pool.close()

@@ -97,7 +97,9 @@ async def test_hostile_programs_end_cleanly_and_the_pool_heals(pool: SandboxPool
     code, status, needle = HOSTILE[name]
     check_program(code)  # these pass the compile-time rules: the runtime must stop them
     bystander = asyncio.create_task(pool.run("echo", ECHO, {"n": 1}, 5000))
-    result = await pool.run(f"hostile-{name}", code, None, 400)
+    # Filling 256 MiB a megabyte at a time took over 400 ms on a slow VM.
+    timeout_ms = 5000 if name == "growing memory bomb" else 400
+    result = await pool.run(f"hostile-{name}", code, None, timeout_ms)
     assert result.status == status, result
     assert needle in (result.error_message or ""), result
     assert (await bystander).output == {"n": 1}

@@ -219,6 +219,9 @@ class _Lane:
         self.tenant = tenant
         self.waiting: deque[_Call] = deque()
         self.senders = 0
+        self.expiry: asyncio.TimerHandle | None = None
+        """One timer for the lane's waiting calls, at the earliest deadline among them
+        (a timer per call cost more than the round trip's own bookkeeping)."""
 
     def _drop_settled(self) -> None:
         while self.waiting and (self.waiting[0].future.done() or self.waiting[0].abandoned):
@@ -251,6 +254,47 @@ class _Lane:
             call.taken = False
             if not call.future.done():
                 self.waiting.appendleft(call)
+
+
+class _Watch:
+    """A round trip's kill timer: the call being waited for gets until its deadline (or
+    the previous answer, if that came later) plus `KILL_GRACE_S`, then `limit` expires.
+
+    One timer serves the whole batch and moves only when it fires early; rescheduling an
+    `asyncio.timeout` for every answer cost a timer handle each."""
+
+    __slots__ = ("batch", "done", "limit", "loop", "since", "timer")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, limit: asyncio.Timeout,
+                 batch: list[_Call]) -> None:
+        self.loop, self.limit, self.batch = loop, limit, batch
+        self.done = 0
+        self.since = loop.time()
+        self.timer = loop.call_at(self._due(), self._check)
+
+    def _due(self) -> float:
+        return max(self.batch[self.done].deadline, self.since) + KILL_GRACE_S
+
+    def answered(self) -> None:
+        """The call waited for answered; the next one's wait starts now."""
+        self.done += 1
+        self.since = self.loop.time()
+        if self.done < len(self.batch) and self._due() < self.timer.when():
+            self.timer.cancel()  # a call with an earlier deadline than the one before it
+            self.timer = self.loop.call_at(self._due(), self._check)
+
+    def _check(self) -> None:
+        now = self.loop.time()
+        if self.done >= len(self.batch):
+            return
+        due = self._due()
+        if now >= due:
+            self.limit.reschedule(now)
+        else:
+            self.timer = self.loop.call_at(due, self._check)
+
+    def stop(self) -> None:
+        self.timer.cancel()
 
 
 class _Gate:
@@ -446,7 +490,10 @@ class SandboxPool:
         if lane is None:
             lane = self._lanes[lane_key] = _Lane(lane_key, code, policy, tenant or key)
         lane.waiting.append(call)
-        expiry = loop.call_at(call.deadline, self._expire, lane, call)
+        if lane.expiry is None or lane.expiry.when() > call.deadline:
+            if lane.expiry is not None:
+                lane.expiry.cancel()
+            lane.expiry = loop.call_at(call.deadline, self._expire, lane)
         if lane.senders < self.task_concurrency:
             lane.senders += 1
             sender = loop.create_task(self._send(lane))
@@ -455,14 +502,24 @@ class SandboxPool:
         try:
             return await call.future
         finally:
-            expiry.cancel()
             call.abandoned = True  # taken calls finish anyway; waiting ones are skipped
 
-    def _expire(self, lane: _Lane, call: _Call) -> None:
-        """A call's deadline passed while it still waited for a slot."""
-        if not call.taken and not call.future.done():
-            call.future.set_result(self._queued_timeout(call.timeout_ms,
-                                                        call.deadline - call.queued_at))
+    def _expire(self, lane: _Lane) -> None:
+        """The earliest deadline among the lane's waiting calls is due: those past theirs
+        time out; the timer moves to the next deadline, if any call still waits."""
+        lane.expiry = None
+        now = asyncio.get_running_loop().time()
+        later = float("inf")
+        for call in lane.waiting:
+            if call.taken or call.future.done() or call.abandoned:
+                continue
+            if call.deadline <= now:
+                call.future.set_result(self._queued_timeout(call.timeout_ms,
+                                                            call.deadline - call.queued_at))
+            else:
+                later = min(later, call.deadline)
+        if later != float("inf"):
+            lane.expiry = asyncio.get_running_loop().call_at(later, self._expire, lane)
 
     def _queued_timeout(self, timeout_ms: int, waited_s: float) -> RunResult:
         self._stats["timeouts"] += 1
@@ -501,7 +558,10 @@ class SandboxPool:
             if gate.users == 0:
                 del self._gates[lane.tenant]
             if lane.senders == 0 and not lane.waiting:
-                self._lanes.pop(lane.key, None)
+                if lane.expiry is not None:
+                    lane.expiry.cancel()
+                if self._lanes.get(lane.key) is lane:
+                    del self._lanes[lane.key]
 
     async def _round_trip(self, lane: _Lane, batch: list[_Call]) -> None:
         """Sends `batch` to one worker and settles each call as its answer comes back. Calls
@@ -524,13 +584,17 @@ class SandboxPool:
                                        timeout_ms=max(1, int((c.deadline - now) * 1000)))
                                for c in batch])
             await worker.writer.drain()
-            async with asyncio.timeout_at(batch[0].deadline + KILL_GRACE_S) as limit:
-                for call in batch:
-                    limit.reschedule(max(call.deadline, loop.time()) + KILL_GRACE_S)
-                    response = response_decoder.decode(await worker.read_frame())
-                    worker.memory_mb = response.memory_mb
-                    call.settle(self._result(response, call.timeout_ms))
-                    done += 1
+            async with asyncio.timeout(None) as limit:
+                watch = _Watch(loop, limit, batch)
+                try:
+                    for call in batch:
+                        response = response_decoder.decode(await worker.read_frame())
+                        worker.memory_mb = response.memory_mb
+                        call.settle(self._result(response, call.timeout_ms))
+                        done += 1
+                        watch.answered()
+                finally:
+                    watch.stop()
             keep = True
         except TimeoutError:
             self._stats["timeouts"] += 1
