@@ -323,3 +323,33 @@ def test_body_shorter_than_its_content_length_then_hang_up(api_server: HubProces
     assert raw_exchange(api_server.port, HEAD + b"Content-Length: 100\r\n\r\n{}") == b""
     assert_still_serving(api)
     assert "client disconnected prematurely" not in api_server.log()
+
+
+def test_pipelined_requests_are_answered_whole_and_in_order(api_server: HubProcess,
+                                                            api: httpx.Client) -> None:
+    # The protocol sends each event-loop turn's writes together (api/http_protocol.py):
+    # answers that complete in the same turn must still come out whole and in order.
+    live = b"GET /api/v1/health/live HTTP/1.1\r\nHost: x\r\n\r\n"
+    ready = b"GET /api/v1/health/ready HTTP/1.1\r\nHost: x\r\n\r\n"
+    task = (b"GET /api/v1/tasks/nope HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer "
+            + ADMIN.encode() + b"\r\n\r\n")
+    last = b"GET /api/v1/health/live HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    with socket.create_connection(("127.0.0.1", api_server.port), timeout=10) as sock:
+        sock.sendall(live + ready + task + live + last)
+        response = b""
+        while chunk := sock.recv(65536):  # until the server closes, after the last
+            response += chunk
+    answers = []
+    rest = response
+    while rest:
+        head, _, rest = rest.partition(b"\r\n\r\n")
+        status, *lines = head.decode().split("\r\n")
+        headers = dict(line.lower().split(": ", 1) for line in lines)
+        length = int(headers["content-length"])
+        body, rest = rest[:length], rest[length:]
+        answers.append((status.split(" ", 2)[1], json.loads(body)))
+    assert [status for status, _ in answers] == ["200", "200", "404", "200", "200"], response
+    assert answers[0][1] == answers[3][1] == answers[4][1] == {"status": "ok"}
+    assert answers[1][1]["status"] == "ready"
+    assert answers[2][1]["code"] == "not_found"
+    assert_still_serving(api)
