@@ -119,9 +119,8 @@ class SqliteDatabase:
 
     async def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
         """An `INSERT … VALUES ($1, …, $n)` goes as multi-row statements (`_multi_row`):
-        one step for hundreds of rows instead of one each. sqlite3 releases the GIL around
-        every step, so row by row the writer thread and the event loop traded it once a row;
-        under execute load that cost more than SQLite's own work."""
+        one statement step for hundreds of rows instead of one a row, a third less of the
+        writer thread's CPU per execution record (`loadtests/store_cost.py`)."""
         async with self._guard() as conn:
             if _IN_SQLITE_TX.get():
                 await self._many(conn, sql, rows)
@@ -148,13 +147,14 @@ class SqliteDatabase:
             await conn.execute(f"{head}{', '.join([one] * len(chunk))}{tail}", args)
 
     async def fetch(self, sql: str, *args: Any) -> list[Row]:
-        async with self._guard() as conn, conn.execute(self._sql(sql), args) as cursor:
-            return [tuple(r) for r in await cursor.fetchall()]
+        # One trip to aiosqlite's thread (execute, fetch and close there), not three: a
+        # trip costs tens of µs of CPU in handing over between the threads.
+        async with self._guard() as conn:
+            return [tuple(r) for r in await conn.execute_fetchall(self._sql(sql), args)]
 
     async def fetchrow(self, sql: str, *args: Any) -> Row | None:
-        async with self._guard() as conn, conn.execute(self._sql(sql), args) as cursor:
-            row = await cursor.fetchone()
-            return tuple(row) if row is not None else None
+        rows = await self.fetch(sql, *args)
+        return rows[0] if rows else None
 
     @contextlib.asynccontextmanager
     async def transaction(self) -> AsyncIterator[Database]:
