@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from prometheus_client import CollectorRegistry
@@ -118,6 +119,62 @@ async def test_large_batches_are_stored_whole_and_retries_store_nothing_twice(
     assert stored is not None and stored[0] == 1201
     for i in (0, 499, 500, 1000, 1200):
         assert await ex_rows.get_execution(db, f"e{i:05d}") == records[i]
+
+
+class _GatedWrites:
+    """The real database, with each batch write held until `gate` opens."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self.dialect = db.dialect
+        self.gate = asyncio.Event()
+        self.written = asyncio.Event()
+        self.batches: list[int] = []
+
+    async def executemany(self, sql: str, rows: Any) -> None:
+        self.batches.append(len(rows))
+        await self.gate.wait()
+        await self.db.executemany(sql, rows)
+        self.written.set()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.db, name)
+
+
+async def test_records_added_during_a_write_wait_for_the_next_batch(db: Database) -> None:
+    # Under steady load the writer used to drain until empty: each write was followed at
+    # once by another of the few records that came in meanwhile, a transaction apiece.
+    await task_rows.insert_task(db, _task(1, 1))
+    gated = _GatedWrites(db)
+    writer = ExecutionWriter(gated, CollectorRegistry(), batch_size=50,  # type: ignore[arg-type]
+                             interval_s=10)
+    await writer.start()
+    try:
+        await _fill_while_writing(writer, gated)
+    finally:
+        gated.gate.set()
+        await writer.close()
+    stored = await db.fetchrow("SELECT COUNT(*) FROM executions")
+    assert stored is not None and stored[0] == 60
+    assert gated.batches == [50, 10]
+
+
+async def _fill_while_writing(writer: ExecutionWriter, gated: _GatedWrites) -> None:
+    for i in range(50):
+        await writer.add(_execution(i, "t001", at=i))
+    for _ in range(100):  # the full batch wakes the writer, which waits at the gate
+        if gated.batches:
+            break
+        await asyncio.sleep(0)
+    assert gated.batches == [50]
+    for i in range(50, 60):
+        await writer.add(_execution(i, "t001", at=i))
+    gated.gate.set()
+    await asyncio.wait_for(gated.written.wait(), 10)
+    for _ in range(20):
+        await asyncio.sleep(0)
+    assert gated.batches == [50]  # the ten wait for a full batch or the interval
+    assert writer.pending("e00055") is not None
 
 
 async def test_writer_batches_and_flushes_everything_on_close(db: Database) -> None:

@@ -29,6 +29,8 @@ class ExecutionWriter:
         self.interval_s = interval_s
         self.max_backlog = max_backlog
         self._pending: dict[str, ExecutionRecord] = {}
+        self._writing = 0
+        """Of the pending records, those the current write is storing (not a next batch)."""
         self._wake = asyncio.Event()
         self._room = asyncio.Event()
         self._room.set()
@@ -54,7 +56,7 @@ class ExecutionWriter:
             self._room.clear()
             await self._room.wait()
         self._pending[record.id] = record
-        if len(self._pending) >= self.batch_size:
+        if len(self._pending) - self._writing >= self.batch_size:
             self._wake.set()
 
     async def start(self) -> None:
@@ -80,13 +82,22 @@ class ExecutionWriter:
             await self._flush()
 
     async def _flush(self) -> None:
-        while self._pending:
-            batch = list(self._pending.values())[: self.batch_size]
-            await insert_executions(self.db, batch)
-            for record in batch:
-                self._pending.pop(record.id, None)
-            self.written.inc(len(batch))
-            self._room.set()
+        """Writes the records pending now. Those added meanwhile wait for the next round (a
+        full batch or the interval): draining until empty wrote, under steady load, the few
+        dozen that came in during each write, one transaction apiece."""
+        records = list(self._pending.values())
+        self._writing = len(records)
+        try:
+            for start in range(0, len(records), self.batch_size):
+                batch = records[start:start + self.batch_size]
+                await insert_executions(self.db, batch)
+                for record in batch:
+                    self._pending.pop(record.id, None)
+                self._writing -= len(batch)
+                self.written.inc(len(batch))
+                self._room.set()
+        finally:
+            self._writing = 0
 
     async def close(self) -> None:
         self._closing = True
@@ -98,7 +109,8 @@ class ExecutionWriter:
             self._task = None
         for attempt in range(5):
             try:
-                await self.flush()
+                while self._pending:  # records may still come in while it closes
+                    await self.flush()
                 return
             except Exception:
                 log.exception("final execution flush failed (attempt %d)", attempt + 1)
