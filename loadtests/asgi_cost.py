@@ -5,7 +5,8 @@ Each case calls an ASGI app directly with a fresh scope per request (16 concurre
 for execute, whose sandbox round trips coalesce; one caller for the rest), after a
 warm-up, and reports the event loop thread's CPU per request (`time.thread_time`: the
 aiosqlite thread and the sandbox workers are not in it) and wall time, the minimum over
-`--repeats` interleaved repeats:
+`--repeats` interleaved repeats; for execute also the CPU of the process's other threads
+(aiosqlite's writer) and of the sandbox workers:
 
 - `bare_get`, `bare_echo`: the bare Litestar baseline of the `api` scenario;
 - `loopai_live`: Loopai's `GET /api/v1/health/live` through `loopai serve`'s entry;
@@ -25,11 +26,12 @@ import tempfile
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import httpx
 
 from loadtests.baselines.bare_litestar import app as bare
+from loadtests.common import children_cpu, thread_cpu
 from loadtests.rest_ab import TASK
 from loadtests.scenarios.api import BODY, CLASSIFIER
 
@@ -52,8 +54,8 @@ def scope(method: str, path: str, body: bytes, litestar: Any = None) -> dict[str
 
 
 async def measure(app: App, method: str, path: str, body: bytes, check: bytes,
-                  callers: int, calls: int, litestar: Any = None) -> tuple[float, float]:
-    """(loop thread CPU µs, wall µs) per request; every answer is checked."""
+                  callers: int, calls: int, litestar: Any = None) -> Cost:
+    """What a request costs; every answer is checked."""
     answers: list[bytes] = []
 
     async def receive() -> dict[str, Any]:
@@ -67,14 +69,26 @@ async def measure(app: App, method: str, path: str, body: bytes, check: bytes,
         for _ in range(n):
             await app(scope(method, path, body, litestar), receive, send)
 
+    threads, workers = sum(thread_cpu().values()), children_cpu()
     cpu, wall = time.thread_time(), time.perf_counter()
     await asyncio.gather(*(caller(calls // callers) for _ in range(callers)))
     cpu, wall = time.thread_time() - cpu, time.perf_counter() - wall
+    threads, workers = sum(thread_cpu().values()) - threads, children_cpu() - workers
     done = calls // callers * callers
     wrong = sum(1 for a in answers if check not in a)
     if len(answers) != done or wrong:
         raise SystemExit(f"{path}: {wrong} wrong answers of {len(answers)}: {answers[-1][:200]!r}")
-    return cpu / done * 1e6, wall / done * 1e6
+    return Cost(*(x / done * 1e6 for x in (cpu, threads - cpu, workers, wall)))
+
+
+class Cost(NamedTuple):
+    """µs per request: the loop thread's CPU, the process's other threads' (aiosqlite's
+    writer), the sandbox workers', and wall time."""
+
+    loop: float
+    threads: float
+    workers: float
+    wall: float
 
 
 async def main(args: argparse.Namespace) -> None:
@@ -103,18 +117,20 @@ async def main(args: argparse.Namespace) -> None:
                 "loopai_execute": (entry, "POST", execute, PAYLOAD, b'"status":"success"', 16,
                                    None),
             }
-            best: dict[str, tuple[float, float]] = {}
+            best: dict[str, Cost] = {}
             for a, method, path, body, check, callers, ls in cases.values():  # warm-up
                 await measure(a, method, path, body, check, callers, args.calls // 10, ls)
             for _ in range(args.repeats):
                 for name, (a, method, path, body, check, callers, ls) in cases.items():
-                    cpu, wall = await measure(a, method, path, body, check, callers,
-                                              args.calls, ls)
+                    cost = await measure(a, method, path, body, check, callers, args.calls, ls)
                     old = best.get(name)
-                    best[name] = (min(cpu, old[0]), min(wall, old[1])) if old else (cpu, wall)
-    for name, (cpu, wall) in best.items():
-        print(f"{name:22} loop thread {cpu:6.1f} µs/request   wall {wall:6.1f} µs/request")
-    live, bare_live = best["loopai_live"][0], best["loopai_live_no_edge"][0]
+                    best[name] = Cost(*map(min, zip(old, cost, strict=True))) if old else cost
+    for name, cost in best.items():
+        extra = (f"   other threads {cost.threads:5.1f}   sandbox workers {cost.workers:5.1f}"
+                 if name == "loopai_execute" else "")
+        print(f"{name:22} loop thread {cost.loop:6.1f} µs/request   wall {cost.wall:6.1f}"
+              f" µs/request{extra}")
+    live, bare_live = best["loopai_live"].loop, best["loopai_live_no_edge"].loop
     print(f"the edge: {live - bare_live:.1f} µs a request")
 
 

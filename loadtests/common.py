@@ -63,6 +63,36 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def thread_cpu(pid: int | str = "self") -> dict[int, float]:
+    """CPU seconds of each thread of a process, to the nanosecond (schedstat), where
+    `cpu_seconds` counts clock ticks."""
+    out: dict[int, float] = {}
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{tid}/schedstat") as fh:
+                out[int(tid)] = int(fh.read().split()[0]) / 1e9
+        except OSError:
+            continue
+    return out
+
+
+def children_cpu(pid: int | str = "self") -> float:
+    """CPU seconds of every live descendant of a process (sandbox workers, say)."""
+    total = 0.0
+    todo = [str(pid)]
+    while todo:
+        parent = todo.pop()
+        try:
+            for tid in os.listdir(f"/proc/{parent}/task"):
+                with open(f"/proc/{parent}/task/{tid}/children") as fh:
+                    kids = fh.read().split()
+                todo += kids
+                total += sum(sum(thread_cpu(kid).values()) for kid in kids)
+        except OSError:
+            continue
+    return total
+
+
 def rss_kib(pid: int) -> int:
     """Resident set size (KiB) from /proc/<pid>/status."""
     with open(f"/proc/{pid}/status") as fh:
