@@ -15,6 +15,7 @@ from loopai.core.models import ExecutionStatus
 from loopai.core.store import connect_database
 from loopai.core.store import executions as ex_rows
 from loopai.core.store import tasks as task_rows
+from loopai.core.store import validations as val_rows
 from loopai.core.store.database import Database
 from loopai.core.store.executions import ExecutionFilter, ExecutionRecord
 from loopai.core.store.migrations import MIGRATIONS, migrate
@@ -119,6 +120,24 @@ async def test_large_batches_are_stored_whole_and_retries_store_nothing_twice(
     assert stored is not None and stored[0] == 1201
     for i in (0, 499, 500, 1000, 1200):
         assert await ex_rows.get_execution(db, f"e{i:05d}") == records[i]
+
+
+async def test_claims_are_given_back_together_and_only_by_their_holder(db: Database) -> None:
+    await task_rows.insert_task(db, _task(1, 1))
+    await ex_rows.insert_executions(db, [_execution(i, "t001", at=100 + i, sampled=True)
+                                         for i in range(5)])
+    now, lease = 1_000, 60_000
+    mine = [r.id for r in await val_rows.claim(db, "a", now, lease, 3)]
+    theirs = [r.id for r in await val_rows.claim(db, "b", now, lease, 5)]
+    assert mine == ["e00000", "e00001", "e00002"] and theirs == ["e00003", "e00004"]
+    await val_rows.release(db, [], "a", None)  # nothing to give back: no statement
+    await val_rows.release(db, ["e00000", "e00002", "e00003"], "a", None)  # e00003 is b's
+    assert sorted(r.id for r in await val_rows.claim(db, "c", now, lease, 5)) == [
+        "e00000", "e00002"]
+    await val_rows.release(db, ["e00000", "e00002"], "c", now + 500)  # wait for feedback
+    assert await val_rows.claim(db, "d", now + 499, lease, 5) == []
+    assert [r.id for r in await val_rows.claim(db, "d", now + 501, lease, 5)] == [
+        "e00000", "e00002"]
 
 
 class _GatedWrites:

@@ -3,6 +3,7 @@ instance."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import msgspec
@@ -48,11 +49,16 @@ async def claim(db: Database, instance: str, now: int, lease_ms: int,
     return [EXECUTIONS.record(r) for r in rows]
 
 
-async def release(db: Database, execution_id: str, instance: str, until: int | None) -> None:
-    """Gives a claim back (`until` None: at once; else not before `until`, e.g. while the
-    execution waits for feedback)."""
-    await db.execute("UPDATE executions SET claimed_by = NULL, claimed_until = $3"
-                     " WHERE id = $1 AND claimed_by = $2", execution_id, instance, until)
+async def release(db: Database, execution_ids: Sequence[str], instance: str,
+                  until: int | None) -> None:
+    """Gives claims back, in one statement (`until` None: at once; else not before `until`,
+    e.g. while the executions wait for feedback)."""
+    if not execution_ids:
+        return
+    marks = ", ".join(f"${n}" for n in range(3, 3 + len(execution_ids)))
+    await db.execute("UPDATE executions SET claimed_by = NULL, claimed_until = $2"
+                     f" WHERE claimed_by = $1 AND id IN ({marks})",
+                     instance, until, *execution_ids)
 
 
 async def record(db: Database, validation: ValidationRecord) -> bool:
