@@ -3,7 +3,8 @@ before) against the multi-row INSERTs `store/database.py` sends now, each with t
 idle and with it busy (as under execute load, where the writer thread and the loop trade the
 GIL).
 
-Batches of 400 records (the execute load's 50 ms at ~8,000 calls/s) into a fresh database,
+Batches of 200 to 400 records (the execute load's 50 ms at 4,000-8,000 calls/s; sizes vary,
+so a multi-row statement is not always the one SQLite has prepared) into a fresh database,
 both ways alternating; reports the CPU per row of every thread but the loop's (aiosqlite's
 writer thread) from `/proc/self/task/*/schedstat`, the minimum over `--repeats`. Then a key
 lookup (`fetchrow`) as it was (execute, fetch and close: three trips to aiosqlite's thread)
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import random
 import tempfile
 import threading
 import time
@@ -67,18 +69,21 @@ async def busy(stop: asyncio.Event) -> None:
 
 async def main(args: argparse.Namespace) -> None:
     loop_tid = threading.get_native_id()
+    rng = random.Random(7)
     with tempfile.TemporaryDirectory() as tmp:
         db = SqliteDatabase(str(Path(tmp) / "cost.db"))
         await db.start()
         await migrate(db)
         ways = {"row by row": row_by_row, "multi-row": insert_executions}
         best: dict[tuple[str, bool], float] = {}
+        loop_best: dict[str, float] = {}
         for _ in range(args.repeats):
             for loaded in (False, True):
                 for name, write in ways.items():
                     stop = asyncio.Event()
                     load = asyncio.create_task(busy(stop)) if loaded else None
-                    batches = [[record() for _ in range(BATCH)] for _ in range(args.batches)]
+                    sizes = [rng.randint(BATCH // 2, BATCH) for _ in range(args.batches)]
+                    batches = [[record() for _ in range(n)] for n in sizes]
                     before = thread_cpu()
                     for batch in batches:
                         await write(db, batch)
@@ -86,9 +91,12 @@ async def main(args: argparse.Namespace) -> None:
                     stop.set()
                     if load is not None:
                         await load
-                    rows = BATCH * args.batches
+                    rows = sum(sizes)
                     writer = sum(after[t] - before.get(t, 0.0) for t in after if t != loop_tid)
                     best[name, loaded] = min(writer / rows, best.get((name, loaded), 1.0))
+                    if not loaded:
+                        spent = (after[loop_tid] - before[loop_tid]) / rows
+                        loop_best[name] = min(spent, loop_best.get(name, 1.0))
         lookups = {"fetchrow, three trips": lookup_three_trips,
                    "fetchrow, one trip": lookup_one_trip}
         each: dict[str, tuple[float, float]] = {}
@@ -105,7 +113,8 @@ async def main(args: argparse.Namespace) -> None:
         await db.close()
     for (name, loaded), writer in best.items():
         state = "loop busy" if loaded else "loop idle"
-        print(f"{name:11} {state}: writer thread {writer * 1e6:5.2f} µs a row")
+        mine = f", loop thread {loop_best[name] * 1e6:5.2f}" if not loaded else ""
+        print(f"{name:11} {state}: writer thread {writer * 1e6:5.2f} µs a row{mine}")
     for name, (loop_s, thread_s) in each.items():
         print(f"{name:22}: loop thread {loop_s * 1e6:5.1f} µs, aiosqlite's thread"
               f" {thread_s * 1e6:5.1f} µs a lookup")

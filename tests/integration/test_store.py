@@ -111,7 +111,8 @@ async def test_execution_filters_and_newest_first(db: Database) -> None:
 
 async def test_large_batches_are_stored_whole_and_retries_store_nothing_twice(
         db: Database) -> None:
-    # SQLite sends a batch as multi-row INSERTs of at most 500 rows (database.py).
+    # SQLite sends a batch as multi-row INSERTs of 100 rows and the rest row by row
+    # (database.py).
     await task_rows.insert_task(db, _task(1, 1))
     records = [_execution(i, "t001", at=i, sampled=i % 7 == 0) for i in range(1201)]
     await ex_rows.insert_executions(db, records[:600])

@@ -24,8 +24,10 @@ Row = tuple[Any, ...]
 
 _PLACEHOLDER = re.compile(r"\$(\d+)")
 _ONE_ROW_INSERT = re.compile(r"(INSERT INTO .+? VALUES )\((\$\d+(?:, \$\d+)*)\)(.*)", re.S)
-MULTI_ROW_MAX = 500
-"""Rows in one multi-row INSERT at most."""
+MULTI_ROW = 100
+"""Rows in one multi-row INSERT: always this many, so the statement stays prepared (a new
+size each batch was prepared each time and cost more than it saved); the rest of a batch
+goes row by row."""
 _SQLITE_MAX_VARIABLES = 32_766 if sqlite3.sqlite_version_info >= (3, 32) else 999
 """Bound parameters SQLite takes in one statement (SQLITE_MAX_VARIABLE_NUMBER's default)."""
 # Set inside a SQLite transaction so its own statements skip the connection lock.
@@ -118,9 +120,9 @@ class SqliteDatabase:
             return count
 
     async def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
-        """An `INSERT … VALUES ($1, …, $n)` goes as multi-row statements (`_multi_row`):
-        one statement step for hundreds of rows instead of one a row, a third less of the
-        writer thread's CPU per execution record (`loadtests/store_cost.py`)."""
+        """An `INSERT … VALUES ($1, …, $n)` of many rows goes as multi-row statements of
+        `MULTI_ROW` rows (`_multi_row`): one statement step a hundred rows instead of one a
+        row (`loadtests/store_cost.py` has the writer thread's CPU per record both ways)."""
         async with self._guard() as conn:
             if _IN_SQLITE_TX.get():
                 await self._many(conn, sql, rows)
@@ -133,18 +135,20 @@ class SqliteDatabase:
                 raise
             await conn.execute("COMMIT")
 
-    async def _many(self, conn: Any, sql: str, rows: Sequence[Sequence[Any]]) -> None:
-        split = _multi_row(sql)
-        if split is None or len(rows) < 2:
-            await conn.executemany(self._sql(sql), rows)
+    async def _many(self, conn: Any, sql_one: str, rows: Sequence[Sequence[Any]]) -> None:
+        split = _multi_row(sql_one)
+        if split is None or len(rows) < MULTI_ROW:
+            await conn.executemany(self._sql(sql_one), rows)
             return
         head, width, tail = split
-        per = max(1, min(MULTI_ROW_MAX, _SQLITE_MAX_VARIABLES // width))
+        per = max(1, min(MULTI_ROW, _SQLITE_MAX_VARIABLES // width))
         one = "(" + ", ".join("?" * width) + ")"
-        for start in range(0, len(rows), per):
-            chunk = rows[start:start + per]
-            args = [value for row in chunk for value in row]
-            await conn.execute(f"{head}{', '.join([one] * len(chunk))}{tail}", args)
+        sql = f"{head}{', '.join([one] * per)}{tail}"  # one size: SQLite keeps it prepared
+        whole = len(rows) - len(rows) % per
+        for start in range(0, whole, per):
+            await conn.execute(sql, [value for row in rows[start:start + per] for value in row])
+        if whole < len(rows):
+            await conn.executemany(self._sql(sql_one), rows[whole:])
 
     async def fetch(self, sql: str, *args: Any) -> list[Row]:
         # One trip to aiosqlite's thread (execute, fetch and close there), not three: a
