@@ -275,19 +275,18 @@ class _Watch:
     def _due(self) -> float:
         return max(self.batch[self.done].deadline, self.since) + KILL_GRACE_S
 
-    def answered(self) -> None:
-        """The call waited for answered; the next one's wait starts now."""
-        self.done += 1
+    def answered(self, done: int) -> None:
+        """`done` calls have answered; the next one's wait starts now."""
+        self.done = done
         self.since = self.loop.time()
         if self.done < len(self.batch) and self._due() < self.timer.when():
             self.timer.cancel()  # a call with an earlier deadline than the one before it
             self.timer = self.loop.call_at(self._due(), self._check)
 
     def _check(self) -> None:
-        now = self.loop.time()
         if self.done >= len(self.batch):
             return
-        due = self._due()
+        now, due = self.loop.time(), self._due()
         if now >= due:
             self.limit.reschedule(now)
         else:
@@ -508,7 +507,8 @@ class SandboxPool:
         """The earliest deadline among the lane's waiting calls is due: those past theirs
         time out; the timer moves to the next deadline, if any call still waits."""
         lane.expiry = None
-        now = asyncio.get_running_loop().time()
+        loop = asyncio.get_running_loop()
+        now = loop.time()
         later = float("inf")
         for call in lane.waiting:
             if call.taken or call.future.done() or call.abandoned:
@@ -519,7 +519,7 @@ class SandboxPool:
             else:
                 later = min(later, call.deadline)
         if later != float("inf"):
-            lane.expiry = asyncio.get_running_loop().call_at(later, self._expire, lane)
+            lane.expiry = loop.call_at(later, self._expire, lane)
 
     def _queued_timeout(self, timeout_ms: int, waited_s: float) -> RunResult:
         self._stats["timeouts"] += 1
@@ -592,7 +592,7 @@ class SandboxPool:
                         worker.memory_mb = response.memory_mb
                         call.settle(self._result(response, call.timeout_ms))
                         done += 1
-                        watch.answered()
+                        watch.answered(done)
                 finally:
                     watch.stop()
             keep = True
