@@ -159,15 +159,75 @@ class Program:
         return self.function(value)
 
 
-def _cpu_budget(cpu_s: int) -> None:
-    """Each call may use `cpu_s` more CPU seconds; past that the kernel kills the worker."""
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    used = int(usage.ru_utime + usage.ru_stime) + 1
-    resource.setrlimit(resource.RLIMIT_CPU, (used + cpu_s, resource.RLIM_INFINITY))
+class CpuBudget:
+    """The kernel's CPU limit, kept at least `cpu_s` seconds ahead of every call and at
+    most `2 * cpu_s + 1`: past it the kernel kills the worker (SIGXCPU).
+
+    Measuring the CPU used and moving the limit are two system calls; a call of a few
+    microseconds would pay them every time. The worker is one thread (the policy lets no
+    program start another), so the CPU it used since the last measurement is at most the
+    wall time since: the limit moves only when that bound comes within `cpu_s` of it.
+    """
+
+    __slots__ = ("_at", "_cpu_s", "_limit", "_used")
+
+    def __init__(self, cpu_s: int) -> None:
+        self._cpu_s = cpu_s
+        self._limit = 0
+        self._used = 0.0
+        self._at = 0.0
+
+    def renew(self) -> None:
+        now = time.perf_counter()
+        if self._used + (now - self._at) + self._cpu_s <= self._limit:
+            return
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        self._used, self._at = usage.ru_utime + usage.ru_stime, now
+        self._limit = int(self._used) + 1 + 2 * self._cpu_s
+        resource.setrlimit(resource.RLIMIT_CPU, (self._limit, resource.RLIM_INFINITY))
 
 
-def _on_alarm(signum: int, frame: Any) -> None:
-    raise CallTimeout()
+class Alarm:
+    """The wall-clock deadline of the call running now, as one interval timer.
+
+    Requests of a frame count their timeouts from when it was read, so they mostly share
+    one deadline: the timer is set when the deadline changes and cleared once a frame is
+    done, not twice per call. It interrupts program code only (`running`); firing anywhere
+    else (encoding an answer, writing it) it is ignored, and the next call finds its time
+    already up before it starts.
+    """
+
+    __slots__ = ("_deadline", "_fired", "running")
+
+    def __init__(self) -> None:
+        self._deadline: float | None = None
+        self._fired = False
+        self.running = False
+        signal.signal(signal.SIGALRM, self._on_signal)
+
+    def _on_signal(self, signum: int, frame: Any) -> None:
+        if self.running:
+            self.running = False
+            raise CallTimeout()
+        self._fired = True
+
+    def set(self, deadline: float, now: float) -> None:
+        if deadline != self._deadline:
+            signal.setitimer(signal.ITIMER_REAL, deadline - now)
+            self._deadline, self._fired = deadline, False
+
+    def enter(self) -> None:
+        """Program code starts: from here the timer interrupts it, and if it already
+        fired, the call's time is up."""
+        self.running = True
+        if self._fired:
+            self.running = False
+            raise CallTimeout()
+
+    def clear(self) -> None:
+        if self._deadline is not None:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            self._deadline = None
 
 
 def _read_exact(stream: BinaryIO, size: int) -> bytes:
@@ -192,7 +252,8 @@ def _describe(exc: BaseException) -> str:
 class Worker:
     def __init__(self, load: Load, cpu_s: int, max_output_bytes: int) -> None:
         self.load = load
-        self.cpu_s = cpu_s
+        self.budget = CpuBudget(cpu_s)
+        self.alarm = Alarm()
         self.max_output_bytes = max_output_bytes
         self.program: Program | None = None
 
@@ -206,20 +267,21 @@ class Worker:
         """Runs one request of a frame read at `received` (its timeout counts from then)."""
         started = time.perf_counter()
         hit = False
-        remaining = request.timeout_ms / 1000 - (started - received)
-        if remaining <= 0:
+        deadline = received + request.timeout_ms / 1000
+        if deadline <= started:
             return Response("timeout", error=f"timed out after {request.timeout_ms} ms"
                             " waiting for the calls before it", cache_hit=self.program is not None)
         try:
             value = msgspec.json.decode(request.input_json)
-            _cpu_budget(self.cpu_s)
-            signal.setitimer(signal.ITIMER_REAL, remaining)
+            self.budget.renew()
+            self.alarm.set(deadline, started)
             try:
+                self.alarm.enter()
                 # Defining the program runs its top level, which is program code too.
                 program, hit = self._program()
                 output = program(value)
             finally:
-                signal.setitimer(signal.ITIMER_REAL, 0)
+                self.alarm.running = False
             elapsed = (time.perf_counter() - started) * 1000
             try:
                 encoded = msgspec.json.encode(output)
@@ -260,7 +322,6 @@ def _memory_mb() -> float:
 
 def serve(sock: int, config: walls.WallConfig, cpu_s: int, max_output: int) -> None:
     """The worker's life, in the forked child: walls, greeting, one program, calls."""
-    signal.signal(signal.SIGALRM, _on_alarm)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     signal.signal(signal.SIGCHLD, signal.SIG_DFL)
@@ -279,5 +340,6 @@ def serve(sock: int, config: walls.WallConfig, cpu_s: int, max_output: int) -> N
             received = time.perf_counter()
             for request in requests:
                 _write_all(proto_out, frame(worker.handle(request, received)))
+            worker.alarm.clear()
     except EOFError:
         return
