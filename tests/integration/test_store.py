@@ -141,6 +141,47 @@ async def test_claims_are_given_back_together_and_only_by_their_holder(db: Datab
         "e00000", "e00002"]
 
 
+async def test_a_claim_finds_the_free_executions_among_any_number_waiting(db: Database) -> None:
+    """Executions waiting for feedback stay sampled and unvalidated: the claim takes the
+    never-claimed and the lease-over ones, oldest first, and none still held."""
+    await task_rows.insert_task(db, _task(1, 1))
+    now, lease = 1_000_000, 60_000
+    await ex_rows.insert_executions(db, [_execution(i, "t001", at=100 + i, sampled=True)
+                                         for i in range(300)])
+    waiting = [r.id for r in await val_rows.claim(db, "a", now, lease, 300)]
+    await val_rows.release(db, waiting[:200], "a", now + 10_000)  # waiting for feedback
+    await val_rows.release(db, waiting[200:250], "a", now - 1)  # their wait is over
+    await ex_rows.insert_executions(db, [_execution(i, "t001", at=i - 290, sampled=True)
+                                         for i in range(300, 305)])  # older, never claimed
+    claimed = [r.id for r in await val_rows.claim(db, "b", now, lease, 8)]
+    assert claimed == [f"e{i:05d}" for i in range(300, 305)] + waiting[200:203]
+    rest = [r.id for r in await val_rows.claim(db, "b", now, lease, 100)]
+    assert rest == waiting[203:250]  # not the 50 "a" holds, not the 200 waiting
+    assert await val_rows.claim(db, "c", now + 9_999, lease, 100) == []
+    later = await val_rows.claim(db, "c", now + 10_001, lease, 500)
+    assert [r.id for r in later] == waiting[:200]
+
+
+async def test_validations_of_a_batch_are_stored_together_once_each(db: Database) -> None:
+    await task_rows.insert_task(db, _task(1, 1))
+    await ex_rows.insert_executions(db, [_execution(i, "t001", at=100 + i, sampled=True)
+                                         for i in range(4)])
+    def judged(i: int, by: str) -> val_rows.ValidationRecord:
+        return val_rows.ValidationRecord(
+            id=f"v{i}{by}", execution_id=f"e{i:05d}", task_id="t001", program_id="p",
+            version=1, oracle="cases", method="exact", expected="positive",
+            actual="positive", matched=i % 2 == 0, score=1.0, failure_type=None, detail=None,
+            instance=by, validated_at=200 + i)
+    assert await val_rows.record(db, []) == []
+    first = await val_rows.record(db, [judged(1, "a")])
+    assert [v.id for v in first] == ["v1a"]
+    stored = await val_rows.record(db, [judged(i, "b") for i in range(4)])
+    assert [v.id for v in stored] == ["v0b", "v2b", "v3b"]  # e00001 was validated already
+    assert await val_rows.record(db, [judged(0, "c")]) == []
+    assert await val_rows.window(db, "t001", 1, 10) == [False, True, False, True]
+    assert await val_rows.claim(db, "d", 10_000, 60_000, 10) == []  # all four validated
+
+
 class _GatedWrites:
     """The real database, with each batch write held until `gate` opens."""
 

@@ -4,6 +4,7 @@ imports. Generation learns from them; every new version is checked against them.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from typing import Any
 
 import msgspec
@@ -106,5 +107,6 @@ class CaseService:
         return [GenerationCase(input=r.input, output=r.output)
                 for r in await rows.all_for_task(self.db, task_id)]
 
-    async def lookup(self, task_id: str, value: Any) -> CaseRecord | None:
-        return await rows.for_input(self.db, task_id, value)
+    async def lookup(self, task_id: str, keys: Sequence[str]) -> dict[str, CaseRecord]:
+        """The cases of these input keys (`store.cases.input_key`), by key."""
+        return await rows.for_inputs(self.db, task_id, keys)

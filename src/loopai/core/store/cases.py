@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from typing import Any
 
 import msgspec
@@ -42,6 +43,15 @@ async def upsert(db: Database, case: CaseRecord) -> None:
 
 async def for_input(db: Database, task_id: str, value: Any) -> CaseRecord | None:
     return await CASES.one(db, "task_id = $1 AND input_key = $2", task_id, input_key(value))
+
+
+async def for_inputs(db: Database, task_id: str, keys: Sequence[str]) -> dict[str, CaseRecord]:
+    """The cases of these input keys (`input_key`), by key: one query for a batch."""
+    if not keys:
+        return {}
+    marks = ", ".join(f"${n}" for n in range(2, 2 + len(keys)))
+    found = await CASES.many(db, f"task_id = $1 AND input_key IN ({marks})", task_id, *keys)
+    return {case.input_key: case for case in found}
 
 
 async def all_for_task(db: Database, task_id: str) -> list[CaseRecord]:

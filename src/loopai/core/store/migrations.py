@@ -147,6 +147,11 @@ MIGRATIONS: tuple[Migration, ...] = (
         )""",
         "CREATE INDEX validations_by_version ON validations (task_id, version, validated_at)",
     )),
+    Migration(3, "claims found without reading the executions waiting for feedback", (
+        "CREATE INDEX executions_to_claim ON executions"
+        " (sampled_for_validation, validated, claimed_until, executed_at)",
+        "DROP INDEX executions_to_validate",
+    )),
 )
 
 

@@ -37,16 +37,28 @@ VALIDATIONS = Table("validations", ValidationRecord)
 
 async def claim(db: Database, instance: str, now: int, lease_ms: int,
                 limit: int) -> list[ExecutionRecord]:
-    """Claims up to `limit` sampled, unvalidated executions nobody holds (or whose holder's
-    lease ran out: it died). The conditions are repeated outside the subquery so that
-    PostgreSQL rechecks them on rows another instance claimed meanwhile."""
-    free = ("sampled_for_validation = 1 AND validated = 0"
+    """Claims up to `limit` sampled, unvalidated executions nobody holds (never claimed, or
+    their lease ran out: the holder died, or nothing could judge them and their wait for
+    feedback is over), the oldest first.
+
+    Executions waiting for feedback stay sampled and unvalidated, and there can be any
+    number of them: each kind of free row is read from its own range of the
+    `executions_to_claim` index, at most `limit` of each, so a claim costs the same whatever
+    waits. The conditions are checked again on the claimed rows (by primary key: the `+`
+    keeps SQLite off the other index) so that PostgreSQL rechecks them on rows another
+    instance claimed meanwhile."""
+    waiting = "sampled_for_validation = 1 AND validated = 0"
+    free = ("+sampled_for_validation = 1 AND +validated = 0"
             " AND (claimed_until IS NULL OR claimed_until < $3)")
     sql = (f"UPDATE executions SET claimed_by = $1, claimed_until = $2 WHERE {free}"
-           f" AND id IN (SELECT id FROM executions WHERE {free}"
-           f" ORDER BY executed_at LIMIT $4) RETURNING {EXECUTIONS.columns}")
+           " AND id IN (SELECT id FROM ("
+           f"SELECT * FROM (SELECT id, executed_at FROM executions WHERE {waiting}"
+           " AND claimed_until IS NULL ORDER BY executed_at LIMIT $4) AS never_claimed"
+           f" UNION ALL SELECT * FROM (SELECT id, executed_at FROM executions WHERE {waiting}"
+           " AND claimed_until < $3 ORDER BY claimed_until LIMIT $4) AS lease_over"
+           f") AS candidates ORDER BY executed_at LIMIT $4) RETURNING {EXECUTIONS.columns}")
     rows = await db.fetch(sql, instance, now + lease_ms, now, limit)
-    return [EXECUTIONS.record(r) for r in rows]
+    return sorted((EXECUTIONS.record(r) for r in rows), key=lambda e: (e.executed_at, e.id))
 
 
 async def release(db: Database, execution_ids: Sequence[str], instance: str,
@@ -61,16 +73,25 @@ async def release(db: Database, execution_ids: Sequence[str], instance: str,
                      instance, until, *execution_ids)
 
 
-async def record(db: Database, validation: ValidationRecord) -> bool:
-    """Stores the validation and marks its execution validated, in one transaction; False
-    when the execution was validated already (by another instance, or by feedback)."""
+async def record(db: Database, validations: Sequence[ValidationRecord]) -> list[ValidationRecord]:
+    """Stores the validations and marks their executions validated, in one transaction of
+    two statements; returns those stored. One whose execution was validated already (by
+    another instance, or by feedback) is not stored."""
+    if not validations:
+        return []
+    width = len(VALIDATIONS.fields)
+    rows = ", ".join("(" + ", ".join(f"${n * width + i}" for i in range(1, width + 1)) + ")"
+                     for n in range(len(validations)))
     async with db.transaction() as tx:
-        stored = await VALIDATIONS.insert(tx, validation, on_conflict="(execution_id) DO NOTHING")
-        if not stored:
-            return False
-        await tx.execute("UPDATE executions SET validated = 1, claimed_by = NULL,"
-                         " claimed_until = NULL WHERE id = $1", validation.execution_id)
-    return True
+        inserted = {r[0] for r in await tx.fetch(
+            f"INSERT INTO validations ({VALIDATIONS.columns}) VALUES {rows}"
+            " ON CONFLICT (execution_id) DO NOTHING RETURNING execution_id",
+            *(v for validation in validations for v in VALIDATIONS.values(validation)))}
+        if inserted:
+            marks = ", ".join(f"${n}" for n in range(1, len(inserted) + 1))
+            await tx.execute("UPDATE executions SET validated = 1, claimed_by = NULL,"
+                             f" claimed_until = NULL WHERE id IN ({marks})", *inserted)
+    return [v for v in validations if v.execution_id in inserted]
 
 
 async def window(db: Database, task_id: str, version: int, size: int) -> list[bool]:

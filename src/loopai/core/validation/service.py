@@ -38,6 +38,7 @@ from loopai.core.store import artifacts as artifact_rows
 from loopai.core.store import executions as execution_rows
 from loopai.core.store import tasks as task_rows
 from loopai.core.store import validations as rows
+from loopai.core.store.cases import input_key
 from loopai.core.store.database import Database
 from loopai.core.store.executions import ExecutionRecord
 from loopai.core.store.tasks import TaskRecord
@@ -57,6 +58,13 @@ from loopai.core.validation.models import (
 )
 
 log = logging.getLogger("loopai.validation")
+
+
+def _by_task(executions: list[ExecutionRecord]) -> dict[str, list[ExecutionRecord]]:
+    grouped: dict[str, list[ExecutionRecord]] = {}
+    for execution in executions:
+        grouped.setdefault(execution.task_id, []).append(execution)
+    return grouped
 
 WAIT_FOR_FEEDBACK_MS = 600_000
 """An execution no oracle can judge is looked at again after this (or when feedback comes)."""
@@ -82,26 +90,6 @@ def transition(window: AccuracyWindow, target: float, min_samples: int,
     if breached and snapshot.accuracy is not None and snapshot.accuracy >= target:
         return "recovered"
     return None
-
-
-class _Batch:
-    """One claimed batch: each task read once, the claims not judged given back together
-    (a statement each was two trips to SQLite's thread, tens of µs apiece)."""
-
-    __slots__ = ("_tasks", "db", "gone", "unjudged")
-
-    def __init__(self, db: Database) -> None:
-        self.db = db
-        self._tasks: dict[str, TaskRecord | None] = {}
-        self.gone: list[str] = []
-        """Executions whose task was deleted: released at once."""
-        self.unjudged: list[str] = []
-        """Executions nothing could judge yet: released to wait for feedback."""
-
-    async def task(self, task_id: str) -> TaskRecord | None:
-        if task_id not in self._tasks:
-            self._tasks[task_id] = await task_rows.get_task(self.db, task_id)
-        return self._tasks[task_id]
 
 
 class ValidationService:
@@ -147,15 +135,26 @@ class ValidationService:
             except Exception as exc:
                 log.warning("validation queue: claim failed (%s)", type(exc).__name__)
                 claimed = []
-            batch = _Batch(self.db)
-            for execution in claimed:
+            gone: list[str] = []  # their task was deleted: released at once
+            unjudged: list[str] = []  # nothing can judge them yet: they wait for feedback
+            for task_id, executions in _by_task(claimed).items():
                 try:
-                    await self._validate_claimed(execution, batch)
+                    task = await task_rows.get_task(self.db, task_id)
+                    if task is None:  # deleted meanwhile
+                        gone += [e.id for e in executions]
+                        continue
+                    judged = await self._expected(task, executions)
+                    unjudged += [e.id for e, found in zip(executions, judged, strict=True)
+                                 if found is None]
+                    await self._record(task, [(e, *found) for e, found
+                                              in zip(executions, judged, strict=True)
+                                              if found is not None])
                 except Exception:
-                    log.exception("validation of %s failed; its claim runs out", execution.id)
+                    log.exception("validating %d executions of task %s failed; their claims"
+                                  " run out", len(executions), task_id)
             try:
-                await rows.release(self.db, batch.gone, self.instance, None)
-                await rows.release(self.db, batch.unjudged, self.instance,
+                await rows.release(self.db, gone, self.instance, None)
+                await rows.release(self.db, unjudged, self.instance,
                                    now_ms() + WAIT_FOR_FEEDBACK_MS)
             except Exception as exc:
                 log.warning("validation queue: release failed (%s); the claims run out",
@@ -167,40 +166,42 @@ class ValidationService:
 
     # --- judging
 
-    async def _expected(self, task: TaskRecord, execution: ExecutionRecord
-                        ) -> tuple[str, Any] | None:
+    async def _expected(self, task: TaskRecord, executions: list[ExecutionRecord]
+                        ) -> list[tuple[str, Any] | None]:
+        """For each execution, the oracle that judged it and what it says the output should
+        have been, or None (nothing can judge it yet). The cases are looked up together."""
         oracle = task.oracle or self.default_oracle
         if oracle == "feedback":
+            return [None] * len(executions)
+        keys = [input_key(e.input) for e in executions]
+        cases = {key: ("cases", case.output)
+                 for key, case in (await self.cases.lookup(task.id, keys)).items()}
+        judged: list[tuple[str, Any] | None] = []
+        for execution, key in zip(executions, keys, strict=True):
+            found = cases.get(key)
+            if found is None and oracle == "llm" and self.backends.openai is not None:
+                found = await self._ask_llm(task, execution)
+                if found is not None:  # the answer is a case now, for the rest too
+                    cases[key] = ("cases", found[1])
+            judged.append(found)
+        return judged
+
+    async def _ask_llm(self, task: TaskRecord, execution: ExecutionRecord
+                       ) -> tuple[str, Any] | None:
+        assert self.backends.openai is not None
+        try:
+            answer = await self.backends.openai.answer(execution.input, task.output_schema,
+                                                       task.description)
+        except GenerationError as exc:
+            log.warning("llm oracle failed for %s: %s", execution.id, exc.kind)
             return None
-        case = await self.cases.lookup(task.id, execution.input)
-        if case is not None:
-            return "cases", case.output
-        if oracle == "llm" and self.backends.openai is not None:
-            try:
-                answer = await self.backends.openai.answer(execution.input, task.output_schema,
-                                                           task.description)
-            except GenerationError as exc:
-                log.warning("llm oracle failed for %s: %s", execution.id, exc.kind)
-                return None
-            await self.cases.add(task.id, [CaseCreate(input=execution.input, output=answer,
-                                                      source=CaseSource.ORACLE)],
-                                 execution_id=execution.id)
-            return "llm", answer
-        return None
+        await self.cases.add(task.id, [CaseCreate(input=execution.input, output=answer,
+                                                  source=CaseSource.ORACLE)],
+                             execution_id=execution.id)
+        return "llm", answer
 
-    async def _validate_claimed(self, execution: ExecutionRecord, batch: _Batch) -> None:
-        task = await batch.task(execution.task_id)
-        if task is None:  # deleted meanwhile
-            batch.gone.append(execution.id)
-            return
-        judged = await self._expected(task, execution)
-        if judged is None:
-            batch.unjudged.append(execution.id)
-            return
-        await self._record(task, execution, judged[0], judged[1])
-
-    async def _record(self, task: TaskRecord, execution: ExecutionRecord, oracle: str,
-                      expected: Any) -> ValidationRecord | None:
+    def _judge(self, task: TaskRecord, execution: ExecutionRecord, oracle: str,
+               expected: Any) -> ValidationRecord:
         options = comparison_of(task)
         if execution.status != ExecutionStatus.SUCCESS:
             matched, score = False, 0.0
@@ -211,27 +212,36 @@ class ValidationService:
             result = compare(expected, execution.output, options)
             matched, score = result.match, result.score
             failure, detail = result.failure_type, result.detail
-        record = ValidationRecord(
+        return ValidationRecord(
             id=uuid.uuid4().hex, execution_id=execution.id, task_id=task.id,
             program_id=execution.program_id, version=execution.version, oracle=oracle,
             method=options.method.value, expected=expected, actual=execution.output,
             matched=matched, score=round(score, 6), failure_type=failure, detail=detail,
             instance=self.instance, validated_at=now_ms())
-        if not await rows.record(self.db, record):
-            return None
-        self.metrics.validations.labels(task.id, str(record.version),
-                                        "match" if matched else "mismatch").inc()
-        self.events.emit(topics.validations(task.id), "validation.completed",
-                         msgspec.to_builtins(resource(record)))
-        await self._accuracy(task, record)
-        return record
 
-    async def _accuracy(self, task: TaskRecord, record: ValidationRecord) -> None:
-        window = await self._window(task.id, record.version)
+    async def _record(self, task: TaskRecord, judged: list[tuple[ExecutionRecord, str, Any]]
+                      ) -> list[ValidationRecord]:
+        """Stores the validations of one task's executions (execution, oracle, expected)
+        together, announces each, and updates each version's accuracy once; returns those
+        stored (not those validated meanwhile by another instance or by feedback)."""
+        stored = await rows.record(self.db, [self._judge(task, *j) for j in judged])
+        for record in stored:
+            self.metrics.validations.labels(task.id, str(record.version),
+                                            "match" if record.matched else "mismatch").inc()
+            self.events.emit(topics.validations(task.id), "validation.completed",
+                             msgspec.to_builtins(resource(record)))
+        for version, program_id in dict.fromkeys((r.version, r.program_id) for r in stored):
+            await self._accuracy(task, version, program_id)
+        return stored
+
+    async def _accuracy(self, task: TaskRecord, version: int, program_id: str) -> None:
+        """The version's accuracy after new validations: the gauge, and `accuracy.breached`
+        or `accuracy.recovered` when its state changes."""
+        window = await self._window(task.id, version)
         snapshot = window.snapshot()
         if snapshot.accuracy is not None:
-            self.metrics.accuracy.labels(task.id, str(record.version)).set(snapshot.accuracy)
-        artifact = await artifact_rows.get_by_id(self.db, record.program_id)
+            self.metrics.accuracy.labels(task.id, str(version)).set(snapshot.accuracy)
+        artifact = await artifact_rows.get_by_id(self.db, program_id)
         if artifact is None:
             return
         change = transition(window, task.accuracy_target, self.min_samples,
@@ -241,7 +251,7 @@ class ValidationService:
         state = "breached" if change == "breached" else "ok"
         if await artifact_rows.set_accuracy_state(self.db, artifact.id, state):
             self.events.emit(topics.validations(task.id), f"accuracy.{change}", {
-                "task_id": task.id, "version": record.version, "program_id": artifact.id,
+                "task_id": task.id, "version": version, "program_id": artifact.id,
                 "target": task.accuracy_target, **msgspec.to_builtins(snapshot)})
 
     async def _window(self, task_id: str, version: int) -> AccuracyWindow:
@@ -273,9 +283,9 @@ class ValidationService:
         case: Case = await self.cases.add_one(
             task.id, CaseCreate(input=execution.input, output=expected,
                                 source=CaseSource.FEEDBACK), execution_id=execution.id)
-        record = await self._record(task, execution, "feedback", expected)
-        if record is not None:
-            return FeedbackResult(case=case, validation=resource(record))
+        stored = await self._record(task, [(execution, "feedback", expected)])
+        if stored:
+            return FeedbackResult(case=case, validation=resource(stored[0]))
         existing = await rows.for_execution(self.db, execution_id)
         return FeedbackResult(case=case, validation=resource(existing) if existing else None,
                               already_validated=True)
