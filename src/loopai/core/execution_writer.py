@@ -5,6 +5,10 @@ callers down instead of growing memory); a task flushes every `interval_s` or `b
 records in one transaction. A failed write is retried; nothing is dropped, and `close`
 flushes the rest. Records not yet written are visible through `pending`, so a GET right
 after an execute finds it.
+
+The sampled records of a batch are shown to the `intake` (the validation service) just
+before they are stored and once they are: it judges at once what a known case can judge,
+so most sampled executions never go through the claim queue.
 """
 
 from __future__ import annotations
@@ -12,6 +16,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Awaitable, Callable
+from typing import Protocol
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
@@ -19,6 +25,16 @@ from loopai.core.store.database import Database
 from loopai.core.store.executions import ExecutionRecord, insert_executions
 
 log = logging.getLogger("loopai.executions")
+
+AfterStore = Callable[[], Awaitable[None]]
+
+
+class SampleIntake(Protocol):
+    """Sees a batch's sampled executions before it is stored (`validation/service.py`)."""
+
+    async def admit(self, sampled: list[ExecutionRecord]) -> AfterStore | None:
+        """Called before `sampled` is stored; it may set their claims. The step it returns
+        runs once they are stored."""
 
 
 class ExecutionWriter:
@@ -37,6 +53,7 @@ class ExecutionWriter:
         self._task: asyncio.Task[None] | None = None
         self._closing = False
         self._flushing = asyncio.Lock()
+        self.intake: SampleIntake | None = None
         self.written = Counter("loopai_execution_records_written", "Execution records stored",
                                registry=registry)
         self.write_errors = Counter("loopai_execution_record_write_errors",
@@ -90,14 +107,37 @@ class ExecutionWriter:
         try:
             for start in range(0, len(records), self.batch_size):
                 batch = records[start:start + self.batch_size]
+                after = await self._admit(batch)
                 await insert_executions(self.db, batch)
                 for record in batch:
                     self._pending.pop(record.id, None)
                 self._writing -= len(batch)
                 self.written.inc(len(batch))
                 self._room.set()
+                if after is not None:
+                    await self._after_store(after)
         finally:
             self._writing = 0
+
+    async def _admit(self, batch: list[ExecutionRecord]) -> AfterStore | None:
+        """The intake's look at the batch's sampled records that nobody claimed yet (a
+        batch written again after a failure keeps the claims of its first try)."""
+        sampled = [r for r in batch if r.sampled_for_validation and not r.validated
+                   and r.claimed_until is None]
+        if self.intake is None or not sampled:
+            return None
+        try:
+            return await self.intake.admit(sampled)
+        except Exception:  # they are stored as they are: the claim queue takes them
+            log.exception("admitting %d sampled executions failed", len(sampled))
+            return None
+
+    @staticmethod
+    async def _after_store(after: AfterStore) -> None:
+        try:
+            await after()
+        except Exception:  # stored and claimed: the claims run out and the queue retries
+            log.exception("judging admitted executions failed")
 
     async def close(self) -> None:
         self._closing = True

@@ -67,6 +67,7 @@ class Domain:
             settings.instance_id, settings.validation_oracle, settings.validation_window,
             settings.validation_min_samples, settings.validation_lease_s)
         self.tasks.accuracy_of = self.validations.version_accuracy
+        self.writer.intake = self.validations
         self.executor = Executor(self.db, self.pool, self.schemas, self.programs, self.writer,
                                  self.events, self.metrics,
                                  batch_concurrency=settings.sandbox_task_concurrency,

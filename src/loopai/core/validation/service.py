@@ -1,8 +1,12 @@
 """Validating sampled executions: the background queue, the oracles, feedback, accuracy.
 
-Every instance runs the same loop: claim a few sampled, unvalidated executions in the
-database (a durable claim with a lease, so a killed instance's claims pass to another), ask the
-task's oracle what the answer should have been, compare, and store the validation. The store
+An instance judges the sampled executions it ran as it stores them (`admit`): one a known
+case judges is claimed by it and judged once stored; one no oracle can judge without an LLM
+is stored already waiting for feedback. Only what the LLM must judge, and claims that ran
+out, go through the queue, which every instance runs the same way: claim a few sampled,
+unvalidated executions in the database (a durable claim with a lease, so a killed
+instance's claims pass to another), ask the task's oracle what the answer should have been,
+compare, and store the validation. The store
 takes one validation per execution (a unique key), so none is validated twice; claims that
 were never finished are taken again when their lease runs out, so none is lost.
 
@@ -27,7 +31,7 @@ from loopai.core.cases import CaseService
 from loopai.core.clock import iso, now_ms
 from loopai.core.errors import Invalid, NotFound
 from loopai.core.events import DomainEvents
-from loopai.core.execution_writer import ExecutionWriter
+from loopai.core.execution_writer import AfterStore, ExecutionWriter
 from loopai.core.generation.backends import Backends
 from loopai.core.generation.base import GenerationError
 from loopai.core.generation.jobs import comparison_of
@@ -164,12 +168,52 @@ class ValidationService:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), self.poll_s)
 
+    async def admit(self, sampled: list[ExecutionRecord]) -> AfterStore | None:
+        """Sampled executions this instance is about to store (`ExecutionWriter`): those a
+        known case judges are claimed by this instance and judged by the returned step once
+        stored; those no oracle can judge without asking an LLM are stored waiting for
+        feedback, as the queue would have left them. Those the LLM oracle must judge are
+        left alone for the queue. This saves each sampled execution the queue's claim and
+        release (two row updates and a read of the row back).
+
+        A crash between the store and the judging loses nothing: the claims run out and the
+        queue takes them."""
+        now = now_ms()
+        marks: list[tuple[ExecutionRecord, str | None, int]] = []
+        judged: list[tuple[TaskRecord, list[tuple[ExecutionRecord, str, Any]]]] = []
+        for task_id, executions in _by_task(sampled).items():
+            task = await task_rows.get_task(self.db, task_id)
+            if task is None:
+                continue
+            found = await self._expected(task, executions, ask_llm=False)
+            ready = [(e, *f) for e, f in zip(executions, found, strict=True) if f is not None]
+            marks += [(e, self.instance, now + self.lease_ms) for e, *_ in ready]
+            if not self._asks_llm(task):
+                marks += [(e, None, now + WAIT_FOR_FEEDBACK_MS)
+                          for e, f in zip(executions, found, strict=True) if f is None]
+            if ready:
+                judged.append((task, ready))
+        for execution, holder, until in marks:  # all at once: nothing half-marked on error
+            execution.claimed_by, execution.claimed_until = holder, until
+        if not judged:
+            return None
+
+        async def judge() -> None:
+            for task, ready in judged:
+                await self._record(task, ready)
+
+        return judge
+
     # --- judging
 
-    async def _expected(self, task: TaskRecord, executions: list[ExecutionRecord]
-                        ) -> list[tuple[str, Any] | None]:
+    def _asks_llm(self, task: TaskRecord) -> bool:
+        return (task.oracle or self.default_oracle) == "llm" and self.backends.openai is not None
+
+    async def _expected(self, task: TaskRecord, executions: list[ExecutionRecord],
+                        ask_llm: bool = True) -> list[tuple[str, Any] | None]:
         """For each execution, the oracle that judged it and what it says the output should
-        have been, or None (nothing can judge it yet). The cases are looked up together."""
+        have been, or None (nothing can judge it yet, or only the LLM and `ask_llm` is
+        off). The cases are looked up together."""
         oracle = task.oracle or self.default_oracle
         if oracle == "feedback":
             return [None] * len(executions)
@@ -179,7 +223,7 @@ class ValidationService:
         judged: list[tuple[str, Any] | None] = []
         for execution, key in zip(executions, keys, strict=True):
             found = cases.get(key)
-            if found is None and oracle == "llm" and self.backends.openai is not None:
+            if found is None and ask_llm and self._asks_llm(task):
                 found = await self._ask_llm(task, execution)
                 if found is not None:  # the answer is a case now, for the rest too
                     cases[key] = ("cases", found[1])
