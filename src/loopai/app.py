@@ -91,7 +91,7 @@ async def _publish_metrics(hub: Hub, settings: Settings, registry: InstanceRegis
             "connections": len(hub.connections),
             "subscriptions": hub.subscription_count(),
             "send_queue_depth": hub.queue_depth(),
-            "events_published": int(hub.metrics.events_published._value.get()),
+            "events_published": int(hub.metrics.events_published.value),
             "events_delivered": int(hub.metrics.events_delivered._value.get()),
         }
         with contextlib.suppress(BackplaneUnavailable):

@@ -8,6 +8,8 @@ from collections.abc import Callable
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from loopai.plain_metrics import PlainCounter
+
 _LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 
 
@@ -22,7 +24,7 @@ class HubMetrics:
             registry=registry)
         self.send_queue_depth = Gauge(
             "loopai_hub_send_queue_depth", "Frames waiting in all send queues", registry=registry)
-        self.events_published = Counter(
+        self.events_published = PlainCounter(  # every publish: plain_metrics.py
             "loopai_hub_events_published", "Events published through this instance",
             registry=registry)
         self.events_delivered = Counter(
