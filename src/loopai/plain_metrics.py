@@ -89,12 +89,17 @@ class PlainHistogram:
         yield HistogramMetricFamily(self.name, self.documentation)
 
     def collect(self) -> Iterator[Metric]:
-        cumulative: list[tuple[str, float]] = []
-        total = 0.0
-        for bound, count in zip((*map(str, self.buckets), "+Inf"), list(self._counts),
-                                strict=True):
-            total += count
-            cumulative.append((bound, total))
         family = HistogramMetricFamily(self.name, self.documentation)
-        family.add_metric([], cumulative, self._sum)
+        family.add_metric([], cumulative(self.buckets, self._counts), self._sum)
         yield family
+
+
+def cumulative(bounds: Sequence[float], counts: Sequence[float]) -> list[tuple[str, float]]:
+    """Prometheus's buckets from a count per bucket (`counts` one longer than `bounds`, the
+    last for +Inf): each bound with the count of values at or below it."""
+    buckets: list[tuple[str, float]] = []
+    total = 0.0
+    for bound, count in zip((*map(str, bounds), "+Inf"), list(counts), strict=True):
+        total += count
+        buckets.append((bound, total))
+    return buckets

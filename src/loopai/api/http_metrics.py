@@ -13,6 +13,8 @@ from collections.abc import Iterator
 from prometheus_client import CollectorRegistry
 from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
 
+from loopai.plain_metrics import cumulative
+
 BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 _REQUESTS = ("loopai_http_requests", "HTTP requests")
 _LATENCY = ("loopai_http_request_duration_seconds", "HTTP request latency")
@@ -47,10 +49,6 @@ class HttpMetrics:
         yield requests
         latency = HistogramMetricFamily(*_LATENCY, labels=["method", "route"])
         for (method, route), histogram in list(self._latency.items()):
-            buckets: list[tuple[str, float]] = []
-            total = 0.0
-            for bound, in_bucket in zip((*map(str, BUCKETS), "+Inf"), histogram[:-1], strict=True):
-                total += in_bucket
-                buckets.append((bound, total))
-            latency.add_metric([method, route], buckets, histogram[-1])
+            latency.add_metric([method, route], cumulative(BUCKETS, histogram[:-1]),
+                               histogram[-1])
         yield latency
