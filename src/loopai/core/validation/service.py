@@ -116,6 +116,8 @@ class ValidationService:
         """How long a claim holds; an instance that dies mid-queue loses its claims after."""
         self._loop: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
+        self._admitted: list[tuple[TaskRecord, list[tuple[ExecutionRecord, str, Any]]]] = []
+        """Stored executions a case judged at `admit`, recorded by the queue's next round."""
 
     # --- lifecycle
 
@@ -134,6 +136,7 @@ class ValidationService:
 
     async def _run(self) -> None:
         while True:
+            await self._record_admitted()
             try:
                 claimed = await rows.claim(self.db, self.instance, now_ms(), self.lease_ms, BATCH)
             except Exception as exc:
@@ -170,11 +173,13 @@ class ValidationService:
 
     async def admit(self, sampled: list[ExecutionRecord]) -> AfterStore | None:
         """Sampled executions this instance is about to store (`ExecutionWriter`): those a
-        known case judges are claimed by this instance and judged by the returned step once
-        stored; those no oracle can judge without asking an LLM are stored waiting for
-        feedback, as the queue would have left them. Those the LLM oracle must judge are
-        left alone for the queue. This saves each sampled execution the queue's claim and
-        release (two row updates and a read of the row back).
+        known case judges are claimed by this instance and, once stored (the returned step),
+        recorded by the queue's next round, as if it had claimed them (so feedback given
+        right after an execute still comes first, as before); those no oracle can judge
+        without asking an LLM are stored waiting for feedback, as the queue would have left
+        them. Those the LLM oracle must judge are left alone for the queue. This saves each
+        sampled execution the queue's claim and release (two row updates and a read of the
+        row back).
 
         A crash between the store and the judging loses nothing: the claims run out and the
         queue takes them."""
@@ -198,11 +203,19 @@ class ValidationService:
         if not judged:
             return None
 
-        async def judge() -> None:
-            for task, ready in judged:
-                await self._record(task, ready)
+        async def stored() -> None:
+            self._admitted += judged
 
-        return judge
+        return stored
+
+    async def _record_admitted(self) -> None:
+        admitted, self._admitted = self._admitted, []
+        for task, ready in admitted:
+            try:
+                await self._record(task, ready)
+            except Exception:
+                log.exception("validating %d admitted executions of task %s failed; their"
+                              " claims run out", len(ready), task.id)
 
     # --- judging
 
